@@ -1,0 +1,345 @@
+"""Calling methlets and turning what they return into response bytes.
+
+``Dispatcher`` is the application the server layer talks to.  The hot path
+is a sync methlet that returns at once: it is called inline on the event
+loop, with no task, no thread and no copy of the context; its result becomes
+one ``bytes`` object and one ``transport.write``.  ``async def`` methlets get
+a task; methlets marked blocking run in a bounded thread pool.
+
+Whatever a methlet raises becomes an error page: ``HTTPError`` its own
+status, anything else a 500 (with the traceback only in test mode, always in
+the ``dibble.error`` log).  ``SystemExit`` ends the server once the response
+is out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import socket
+import traceback
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
+from time import perf_counter
+from typing import Any, Final
+
+from ..http import RequestHead, status_line
+from ..server import HTTPProtocol, ServerConfig
+from ._errors import HTTPError
+from ._pages import error_page
+from ._plugin import current_request
+from ._render import (
+    HTML_FIELD,
+    JSON_FIELD,
+    SERVER_FIELD,
+    connection_field,
+    content_type_field,
+    has_field,
+    render_head,
+)
+from ._request import Request
+from ._response import Response, encode_json
+from ._routing import ASYNC, INLINE, Route, Router
+
+error_log: Final = logging.getLogger("dibble.error")
+
+_OK: Final = status_line(200)
+_CONTENT_LENGTH: Final = b"Content-Length: %d\r\n"
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+
+
+class Dispatcher:
+    """The application object behind an ``HTTPServer``."""
+
+    def __init__(
+        self,
+        router: Router,
+        config: ServerConfig,
+        on_exit: Callable[[], None],
+    ) -> None:
+        self.router = router
+        self.config = config
+        self.test_mode = config.test_mode
+        self._on_exit = on_exit
+        self._slow_threshold = config.slow_callback_threshold
+        self._executor: ThreadPoolExecutor | None = None
+        self._warned_slow: set[str] = set()
+        self._filters: list[Callable[[socket.socket], bool]] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute what depends on the registered plugins."""
+        self._filters = [
+            p.on_incoming_connection for p in self.router.plugins if p._vetoes_connections()
+        ]
+
+    # --- the server's Application interface ----------------------------------
+
+    def new_head(self) -> RequestHead:
+        return Request()
+
+    def body_limit(self, head: RequestHead) -> int:
+        assert isinstance(head, Request)
+        target = head.target
+        if target[:1] == b"/":
+            end = target.find(b"?")
+            key = target if end < 0 else target[:end]
+        else:
+            key = head.raw_path.encode("latin-1")
+        route = head.route = self.router.resolve(key)
+        return route.max_body
+
+    @property
+    def filters_connections(self) -> bool:
+        return bool(self._filters)
+
+    def allows_connection(self, sock: socket.socket) -> bool:
+        return all(f(sock) is not False for f in self._filters)
+
+    def dispatch(self, head: RequestHead, body: bytes, conn: HTTPProtocol) -> None:
+        request: Request = head  # type: ignore[assignment]
+        request.body = body
+        request.conn = conn
+        request.client = conn.client
+        request.tls = conn.tls
+        route = request.route
+        assert route is not None
+        if route.mode == INLINE:
+            token = current_request.set(request)
+            try:
+                start = perf_counter()
+                if route.binder.needs_params or route.segments:
+                    args, kwargs = _bind(request, route)
+                    result = route.func(*args, **kwargs)
+                else:
+                    result = route.func()
+                elapsed = perf_counter() - start
+                if elapsed > self._slow_threshold:
+                    self._warn_slow(route, elapsed)
+            except BaseException as exc:
+                self._fail(request, exc)
+                return
+            finally:
+                current_request.reset(token)
+            self._respond(request, result)
+        elif route.mode == ASYNC:
+            token = current_request.set(request)
+            try:
+                conn.loop.create_task(self._run_async(request, route))
+            finally:
+                current_request.reset(token)
+        else:
+            self._run_in_thread(request, route)
+
+    # --- the three ways of calling ---------------------------------------------
+
+    async def _run_async(self, request: Request, route: Route) -> None:
+        try:
+            args, kwargs = _bind(request, route)
+            coro: Coroutine[Any, Any, Any] = route.func(*args, **kwargs)
+            result = await coro
+        except BaseException as exc:
+            self._fail(request, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        self._respond(request, result)
+
+    def _run_in_thread(self, request: Request, route: Route) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self.config.blocking_threads, thread_name_prefix="dibble-blocking"
+            )
+        context = contextvars.copy_context()
+        context.run(current_request.set, request)
+
+        def call() -> Any:
+            args, kwargs = _bind(request, route)
+            return route.func(*args, **kwargs)
+
+        future = self._executor.submit(context.run, call)
+        loop = request.conn.loop if request.conn else asyncio.get_running_loop()
+
+        def done(f: Future[Any]) -> None:
+            loop.call_soon_threadsafe(self._thread_done, request, f)
+
+        future.add_done_callback(done)
+
+    def _thread_done(self, request: Request, future: Future[Any]) -> None:
+        try:
+            result = future.result()
+        except BaseException as exc:
+            self._fail(request, exc)
+            return
+        self._respond(request, result)
+
+    def close(self) -> None:
+        """Release the thread pool (waiting for running methlets)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    # --- responses -----------------------------------------------------------------
+
+    def _respond(self, request: Request, result: Any) -> None:
+        conn = request.conn
+        assert conn is not None
+        keep_alive = request.keep_alive and not conn.closing
+        writer = request.writer
+        if writer is not None and writer.started:
+            if result is not None:
+                self._fail(
+                    request,
+                    TypeError(
+                        f"{request.route.name if request.route else 'methlet'} both wrote a "
+                        "response and returned a value; do one or the other"
+                    ),
+                )
+                return
+            data, keep_alive = writer.finish_bytes(conn, keep_alive)
+            conn.write(data)
+            conn.finish(writer.status, writer.sent_bytes, keep_alive)
+            return
+        kind = type(result)
+        if kind is str:
+            route = request.route
+            assert route is not None
+            self._send_ok(request, conn, route.str_type, result.encode("utf-8"), keep_alive)
+        elif kind is bytes:
+            route = request.route
+            assert route is not None
+            self._send_ok(request, conn, route.bytes_type, result, keep_alive)
+        elif kind is dict or kind is list:
+            self._send_ok(request, conn, JSON_FIELD, encode_json(result), keep_alive)
+        elif isinstance(result, Response):
+            self._send_response(request, conn, result, keep_alive)
+        elif result is None:
+            self._send_response(request, conn, Response(b"", 204), keep_alive)
+        else:
+            self._fail(
+                request,
+                TypeError(
+                    f"a methlet returned {type(result).__name__}; return str, bytes, "
+                    "dict, list, a Response, or None after writing"
+                ),
+            )
+
+    def _send_ok(
+        self, request: Request, conn: HTTPProtocol, type_field: bytes, body: bytes, keep: bool
+    ) -> None:
+        # The common case, rendered without any header validation or joins
+        # beyond one: every piece here is a constant or was checked earlier.
+        head = b"".join(
+            (
+                _OK,
+                type_field,
+                _CONTENT_LENGTH % len(body),
+                connection_field(keep, request.version),
+                conn.date_field,
+                SERVER_FIELD,
+                b"\r\n",
+            )
+        )
+        if request.method == "HEAD":
+            conn.write(head)
+        elif len(body) < 65536:
+            conn.write(head + body)
+        else:
+            conn.write(head)
+            conn.write(body)
+        conn.finish(200, len(body), keep)
+
+    def _send_response(
+        self, request: Request, conn: HTTPProtocol, response: Response, keep: bool
+    ) -> None:
+        status = response.status
+        body = response.body
+        if status in _NO_BODY_STATUSES or status < 200:
+            body = b""
+        if response.content_type is not None:
+            type_field = content_type_field(response.content_type)
+        elif not body or has_field(response.headers, "content-type"):
+            type_field = b""
+        else:
+            route = request.route
+            type_field = route.bytes_type if route is not None else HTML_FIELD
+        try:
+            head = render_head(
+                status,
+                type_field,
+                response.headers,
+                len(body),
+                connection_field(keep, request.version),
+                conn.date_field,
+            )
+        except ValueError as exc:
+            # A header with CR/LF would split the response: refuse to send it.
+            self._fail(request, exc)
+            return
+        if request.method == "HEAD":
+            body = b""
+        conn.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            conn.write(body)
+        conn.finish(status, len(body), keep)
+
+    # --- failures -------------------------------------------------------------------
+
+    def _fail(self, request: Request, exc: BaseException) -> None:
+        conn = request.conn
+        assert conn is not None
+        writer = request.writer
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            # A "shutdown" page: send what it wrote, then stop the server.
+            if writer is not None and writer.started:
+                self._respond(request, None)
+            else:
+                self._send_response(request, conn, Response(b"", 204), keep=False)
+            self._on_exit()
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            conn.abort()
+            return
+        if writer is not None and writer.streaming:
+            error_log.error(
+                "error after the response head was sent for %s; dropping the connection",
+                _describe(request),
+                exc_info=exc,
+            )
+            conn.abort()
+            return
+        if isinstance(exc, HTTPError):
+            page = error_page(exc.status, exc.message)
+            response = Response(page, exc.status, headers=exc.headers)
+        else:
+            error_log.error("error in %s", _describe(request), exc_info=exc)
+            detail = "".join(traceback.format_exception(exc)) if self.test_mode else None
+            response = Response(error_page(500, "The server hit an internal error.", detail), 500)
+        request.writer = None
+        keep = request.keep_alive and not conn.closing
+        self._send_response(request, conn, response, keep)
+
+    def _warn_slow(self, route: Route, elapsed: float) -> None:
+        if route.name in self._warned_slow:
+            return
+        self._warned_slow.add(route.name)
+        error_log.warning(
+            "%s blocked the event loop for %.3f s; mark it @dibble.blocking "
+            "(or make it async) so other requests are not held up",
+            route.name,
+            elapsed,
+        )
+
+
+def _bind(request: Request, route: Route) -> tuple[list[Any], dict[str, Any]]:
+    if route.unknown:
+        return [request.path, request.params], {}
+    binder = route.binder
+    return binder.bind(route.segments, request.params if binder.needs_params else {})
+
+
+def _describe(request: Request) -> str:
+    route = request.route
+    where = route.name if route is not None else "?"
+    return f"{where} ({request.method} {request.target.decode('latin-1')})"

@@ -1,0 +1,119 @@
+"""``Request``: what a methlet can know about the request it answers.
+
+It is the parser's ``RequestHead`` with the connection's facts and the body
+added.  Parameters and cookies are parsed on first use only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from ..http import RequestHead
+from ._errors import HTTPError
+
+if TYPE_CHECKING:
+    from ..server import HTTPProtocol
+    from ._routing import Route
+    from ._writer import ResponseWriter
+
+#: More fields than this in one query string or form is refused (400).
+MAX_FIELDS = 1000
+
+
+class Request(RequestHead):
+    """One HTTP request, as seen by the application."""
+
+    __slots__ = (
+        "_cookies",
+        "_params",
+        "body",
+        "client",
+        "conn",
+        "route",
+        "tls",
+        "writer",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The raw request body (empty for most GETs).
+        self.body = b""
+        #: The client's ``(address, port)``; None when unknown.
+        self.client: tuple[str, int] | None = None
+        self.tls = False
+        self.conn: HTTPProtocol | None = None
+        self.route: Route | None = None
+        self.writer: ResponseWriter | None = None
+        self._params: dict[str, list[str]] | None = None
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.client[0] if self.client else None
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        """Query-string and urlencoded-form fields: name → values in order."""
+        if self._params is None:
+            self._params = self._parse_params()
+        return self._params
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The last value of parameter ``name``, or ``default``."""
+        values = self.params.get(name)
+        return values[-1] if values else default
+
+    def _parse_params(self) -> dict[str, list[str]]:
+        params: dict[str, list[str]] = {}
+        query = self.query_string
+        if query:
+            _add_fields(params, query)
+        if self.body and self._content_type() == "application/x-www-form-urlencoded":
+            try:
+                form = self.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HTTPError(400, "form body is not valid UTF-8") from None
+            _add_fields(params, form)
+        return params
+
+    def _content_type(self) -> str:
+        for name, value in self.raw_headers:
+            if name == b"content-type":
+                return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+        return ""
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Request cookies by name (the first of duplicates wins, as browsers send)."""
+        if self._cookies is None:
+            cookies: dict[str, str] = {}
+            for name, value in self.raw_headers:
+                if name == b"cookie":
+                    for pair in value.decode("latin-1").split(";"):
+                        key, sep, val = pair.partition("=")
+                        key = key.strip()
+                        if sep and key and key not in cookies:
+                            val = val.strip()
+                            if len(val) >= 2 and val[0] == val[-1] == '"':
+                                val = val[1:-1]
+                            cookies[key] = val
+            self._cookies = cookies
+        return self._cookies
+
+
+def _add_fields(params: dict[str, list[str]], text: str) -> None:
+    try:
+        fields = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise HTTPError(400, f"more than {MAX_FIELDS} parameters") from None
+    for key, value in fields:
+        values = params.get(key)
+        if values is None:
+            params[key] = [value]
+        else:
+            values.append(value)

@@ -1,0 +1,192 @@
+"""The Dibbler write style: ``write_ok_headers``, ``write``, ``flush``, ``close``.
+
+Headers and body are buffered until the first ``flush`` (or the end of the
+methlet), so a methlet that fails half-way still produces a clean 500.  After
+a flush the response is streamed: chunked for HTTP/1.1 clients, delimited by
+closing the connection for HTTP/1.0 ones.
+
+A writer is used by exactly one request, from whichever thread runs its
+methlet; bytes for the socket always go through the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..http import LAST_CHUNK, encode_chunk
+from ._pages import error_page
+from ._render import CLOSE_FIELD, HTML, connection_field, content_type_field, render_head
+
+if TYPE_CHECKING:
+    from ..server import HTTPProtocol
+    from ._request import Request
+
+
+class _Done:
+    """An awaitable that is already complete."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
+
+
+class ResponseWriter:
+    """Response state of one request answered in the write style."""
+
+    __slots__ = (
+        "chunks",
+        "close_connection",
+        "closed",
+        "content_type",
+        "headers",
+        "request",
+        "sent_bytes",
+        "started",
+        "status",
+        "streaming",
+        "threaded",
+    )
+
+    def __init__(self, request: Request, threaded: bool) -> None:
+        self.request = request
+        self.threaded = threaded
+        self.status = 200
+        self.content_type = HTML
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+        #: Whether the methlet used the writer at all.
+        self.started = False
+        #: Whether the head went out (after a flush).
+        self.streaming = False
+        self.closed = False
+        self.close_connection = False
+        self.sent_bytes = 0
+
+    @classmethod
+    def of(cls, request: Request) -> ResponseWriter:
+        writer = request.writer
+        if writer is None:
+            from ._routing import THREAD
+
+            route = request.route
+            writer = cls(request, threaded=route is not None and route.mode == THREAD)
+            request.writer = writer
+        return writer
+
+    # --- what methlets call ---------------------------------------------------
+
+    def set_head(
+        self, status: int, content_type: str, extra_headers: Mapping[str, str] | None
+    ) -> None:
+        if self.streaming:
+            raise RuntimeError("the response head was already sent")
+        self._check_open()
+        self.started = True
+        self.status = status
+        self.content_type = content_type
+        self.headers = list(extra_headers.items()) if extra_headers else []
+
+    def write(self, content: str | bytes) -> None:
+        self._check_open()
+        self.started = True
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if content:
+            self.chunks.append(content)
+
+    def write_error(self, code: int, message: str = "") -> None:
+        if self.streaming:
+            raise RuntimeError("cannot send an error page after the response head was sent")
+        self._check_open()
+        self.started = True
+        self.status = code
+        self.content_type = HTML
+        self.headers = []
+        self.chunks = [error_page(code, message).encode("utf-8")]
+
+    def flush(self) -> Awaitable[None]:
+        self._check_open()
+        self.started = True
+        conn = self.request.conn
+        if conn is None:
+            return _DONE
+        data = self._stream_bytes(conn)
+        if not self.threaded:
+            conn.write(data)
+            return conn.drain()
+        loop = conn.loop
+        loop.call_soon_threadsafe(conn.write, data)
+        if conn.write_paused:
+            # A worker thread may block: wait here until the client catches up.
+            asyncio.run_coroutine_threadsafe(_wait_drain(conn), loop).result()
+        return _DONE
+
+    def close(self) -> None:
+        self.started = True
+        self.close_connection = True
+        self.closed = True
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the response was closed")
+
+    # --- what the dispatcher calls, on the event loop -----------------------------
+
+    def _stream_bytes(self, conn: HTTPProtocol) -> bytes:
+        request = self.request
+        body = b"".join(self.chunks)
+        self.chunks = []
+        chunked = request.version == "1.1"
+        out = b""
+        if not self.streaming:
+            self.streaming = True
+            if not chunked:
+                self.close_connection = True
+            connection = CLOSE_FIELD if self.close_connection else connection_field(True, "1.1")
+            out = render_head(
+                self.status,
+                content_type_field(self.content_type),
+                self.headers,
+                None,
+                connection,
+                conn.date_field,
+            )
+        if request.method == "HEAD":
+            return out
+        self.sent_bytes += len(body)
+        return out + (encode_chunk(body) if chunked else body)
+
+    def finish_bytes(self, conn: HTTPProtocol, keep_alive: bool) -> tuple[bytes, bool]:
+        """The rest of the response, and whether the connection may be kept."""
+        request = self.request
+        keep_alive = keep_alive and not self.close_connection
+        if self.streaming:
+            tail = self._stream_bytes(conn)
+            if request.version == "1.1" and request.method != "HEAD":
+                tail += LAST_CHUNK
+            return tail, keep_alive and request.version == "1.1"
+        body = b"".join(self.chunks)
+        self.chunks = []
+        self.sent_bytes = len(body)
+        head = render_head(
+            self.status,
+            content_type_field(self.content_type),
+            self.headers,
+            len(body),
+            connection_field(keep_alive, request.version),
+            conn.date_field,
+        )
+        if request.method == "HEAD":
+            return head, keep_alive
+        return head + body, keep_alive
+
+
+async def _wait_drain(conn: HTTPProtocol) -> None:
+    await conn.drain()

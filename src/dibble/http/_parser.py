@@ -1,0 +1,281 @@
+"""Bytes in, request events out: a strict HTTP/1.1 request parser.
+
+``RequestParser`` wraps httptools (llhttp) and adds what llhttp leaves to its
+user: size limits, Host rules, transfer-coding policy, and a single place where
+every framing problem turns into a ``ProtocolError`` with a status hint.  It
+does no I/O and knows nothing of asyncio; the server feeds it whatever the
+socket produced and acts on the events it returns.
+
+Invariants:
+
+* ``feed`` returns events in wire order: for each request a ``RequestHead``,
+  zero or more ``bytes`` (body data), then ``END_OF_MESSAGE``.  Pipelined
+  requests in one chunk of data follow one another in the same list.
+* A ``ProtocolError`` is always the last event ever produced.  Everything after
+  the bad byte, including further pipelined requests, is dropped unread: once
+  framing is in doubt nothing after it can be trusted.
+* Memory held for an incomplete head is bounded by ``max_header_bytes`` plus
+  one chunk of input, however slowly or cleverly the client sends it.
+* A request that asks to switch protocols (``Upgrade``) is answered as plain
+  HTTP/1.1, and the connection is not reused: the bytes after it belong to
+  a protocol this parser does not speak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import httptools
+
+from ._errors import (
+    BodyTooLarge,
+    HeadersTooLarge,
+    ProtocolError,
+    RequestLineTooLong,
+    UnsupportedTransferCoding,
+)
+from ._limits import Limits
+from ._request import RequestHead
+
+
+class _EndOfMessage:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END_OF_MESSAGE"
+
+
+#: The event that closes each request, after its head and body data.
+END_OF_MESSAGE: Final = _EndOfMessage()
+
+Event = RequestHead | bytes | _EndOfMessage | ProtocolError
+
+# httptools reports the method as bytes; interning the common ones as str
+# saves a decode per request.
+_METHODS: Final = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
+
+class RequestParser:
+    """Parse a stream of pipelined HTTP/1.x requests from one connection.
+
+    ``head_factory`` builds the object each request's head is stored in, so
+    the application layer can use a subclass with extra slots.
+    ``body_limit``, when given, is asked for the body limit of each request
+    once its head is complete (a methlet may declare its own); otherwise
+    ``limits.max_body_size`` applies.
+    """
+
+    __slots__ = (
+        "_body_limit",
+        "_body_received",
+        "_events",
+        "_failed",
+        "_head",
+        "_head_bytes",
+        "_head_factory",
+        "_head_pending",
+        "_head_touched",
+        "_header_count",
+        "_hosts",
+        "_limits",
+        "_parser",
+        "_request_body_limit",
+        "_state",
+        "_te",
+        "_url",
+    )
+
+    # States of the parser between two feeds.
+    _IDLE: Final = 0
+    _HEAD: Final = 1
+    _BODY: Final = 2
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        head_factory: Callable[[], RequestHead] = RequestHead,
+        body_limit: Callable[[RequestHead], int] | None = None,
+    ) -> None:
+        self._limits = limits or Limits()
+        self._head_factory = head_factory
+        self._body_limit = body_limit
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: list[Event] = []
+        self._failed = False
+        self._state = self._IDLE
+        self._head: RequestHead = head_factory()
+        self._url = b""
+        self._head_bytes = 0
+        self._head_pending = 0
+        self._head_touched = False
+        self._header_count = 0
+        self._hosts = 0
+        self._te: bytes | None = None
+        self._body_received = 0
+        self._request_body_limit = 0
+
+    @property
+    def idle(self) -> bool:
+        """True between requests: no partial request is buffered."""
+        return self._state == self._IDLE
+
+    @property
+    def in_head(self) -> bool:
+        """True while a request line or header block is incomplete."""
+        return self._state == self._HEAD
+
+    @property
+    def failed(self) -> bool:
+        """True once a ``ProtocolError`` was produced; later input is ignored."""
+        return self._failed
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse ``data`` and return the events it completes."""
+        if self._failed:
+            return []
+        events: list[Event] = []
+        self._events = events
+        self._head_touched = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The upgrade request itself is complete (see the module notes).
+            self._failed = True
+            return events
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                return self._fail(cause)
+            raise  # a bug in this module, not bad input
+        except httptools.HttpParserInvalidMethodError:
+            return self._fail(ProtocolError("malformed request line: unknown method"))
+        except httptools.HttpParserInvalidURLError:
+            return self._fail(ProtocolError("malformed request target"))
+        except httptools.HttpParserError as exc:
+            return self._fail(ProtocolError(f"malformed request: {_reason(exc)}"))
+        if self._state == self._HEAD:
+            # A chunk that neither began a request nor completed a header line
+            # is all head bytes that httptools is holding for us; count it so a
+            # never-ending header value cannot grow without bound.
+            if self._head_touched:
+                self._head_pending = 0
+            else:
+                self._head_pending += len(data)
+                if self._head_bytes + self._head_pending > self._limits.max_header_bytes:
+                    return self._fail(HeadersTooLarge("request header fields too large"))
+        return events
+
+    def _fail(self, error: ProtocolError) -> list[Event]:
+        self._failed = True
+        self._events.append(error)
+        return self._events
+
+    # httptools callbacks.  Raising ProtocolError here aborts the parse; feed()
+    # finds it as the context of httptools' own callback error.
+
+    def on_message_begin(self) -> None:
+        self._state = self._HEAD
+        self._head = self._head_factory()
+        self._url = b""
+        self._head_bytes = 0
+        self._head_pending = 0
+        self._head_touched = True
+        self._header_count = 0
+        self._hosts = 0
+        self._te = None
+        self._body_received = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_request_line:
+            raise RequestLineTooLong(
+                f"request target longer than {self._limits.max_request_line} bytes"
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_touched = True
+        self._head_bytes += len(name) + len(value) + 4
+        self._header_count += 1
+        if (
+            self._head_bytes + len(self._url) > self._limits.max_header_bytes
+            or self._header_count > self._limits.max_header_count
+        ):
+            raise HeadersTooLarge(
+                f"request header fields too large (limit {self._limits.max_header_count} "
+                f"fields, {self._limits.max_header_bytes} bytes)"
+            )
+        if self._state != self._HEAD:
+            return  # a chunked trailer field: counted, then ignored
+        name = name.lower()
+        if name == b"host":
+            self._hosts += 1
+        elif name == b"content-length":
+            # llhttp has already refused anything but digits and duplicates.
+            self._head.content_length = int(value)
+        elif name == b"transfer-encoding":
+            self._te = value if self._te is None else self._te + b"," + value
+        elif name == b"expect":
+            self._head.expect_continue = True
+            if value.strip().lower() != b"100-continue":
+                raise ProtocolError(f"unsupported expectation: {value.decode('latin-1')!r}", 417)
+        self._head.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        head = self._head
+        parser = self._parser
+        method = parser.get_method()
+        head.method = _METHODS.get(method) or method.decode("ascii")
+        head.target = self._url
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise ProtocolError(f"HTTP/{version} is not supported", 505)
+        head.version = version
+        if version == "1.1":
+            if self._hosts != 1:
+                raise ProtocolError(
+                    "missing Host header" if self._hosts == 0 else "more than one Host header"
+                )
+        elif self._hosts > 1:
+            raise ProtocolError("more than one Host header")
+        else:
+            head.expect_continue = False  # RFC 9110 §10.1.1: ignore it from 1.0 clients
+        if self._te is not None:
+            if version == "1.0":
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+            if self._te.strip().lower() != b"chunked":
+                raise UnsupportedTransferCoding(
+                    f"unsupported transfer coding: {self._te.decode('latin-1')!r}"
+                )
+            head.chunked = True
+        if method == b"CONNECT":
+            raise ProtocolError("CONNECT is not supported", 501)
+        head.upgrade = bool(parser.should_upgrade())
+        head.keep_alive = bool(parser.should_keep_alive()) and not head.upgrade
+        limit = (
+            self._body_limit(head) if self._body_limit is not None else self._limits.max_body_size
+        )
+        self._request_body_limit = limit
+        if head.content_length is not None and head.content_length > limit:
+            raise BodyTooLarge(f"request body larger than {limit} bytes")
+        self._state = self._BODY
+        self._events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        if self._body_received > self._request_body_limit:
+            raise BodyTooLarge(f"request body larger than {self._request_body_limit} bytes")
+        self._events.append(body)
+
+    def on_message_complete(self) -> None:
+        self._state = self._IDLE
+        self._events.append(END_OF_MESSAGE)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text[:1].lower() + text[1:] if text else type(exc).__name__

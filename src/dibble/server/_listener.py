@@ -1,0 +1,118 @@
+"""One listening socket and the connections it accepted.
+
+The listener owns what all of its connections share: the Date header, the
+coarse once-a-tick sweep that enforces every connection's deadline, the
+connection cap, and the orderly shutdown (stop accepting, close idle
+connections, let busy ones finish within the grace period, then drop them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Final
+
+from ..http import DateHeader
+from ._config import ServerConfig
+from ._protocol import _NONE, Application, HTTPProtocol
+
+error_log: Final = logging.getLogger("dibble.error")
+
+
+class Listener:
+    """Accept connections for ``app`` on the address in ``config``."""
+
+    def __init__(
+        self,
+        app: Application,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.loop = loop
+        self.sock = sock
+        self.connections: set[HTTPProtocol] = set()
+        self.date = DateHeader(time.time())
+        self.access_log = config.access_log
+        self.shutting_down = False
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick = min(
+            1.0, config.keep_alive_timeout / 4, config.header_timeout / 4, config.body_timeout / 4
+        )
+        self._all_closed: asyncio.Event | None = None
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound addresses (useful with port 0)."""
+        if self._server is None:
+            return []
+        return [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets]
+
+    async def start(self) -> None:
+        def factory() -> HTTPProtocol:
+            return HTTPProtocol(self)
+
+        if self.sock is not None:
+            self._server = await self.loop.create_server(
+                factory, sock=self.sock, backlog=self.config.backlog
+            )
+        else:
+            self._server = await self.loop.create_server(
+                factory,
+                self.config.host or None,
+                self.config.port,
+                backlog=self.config.backlog,
+                reuse_address=True,
+            )
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        self._ticker = self.loop.call_later(self._tick, self._sweep)
+
+    def _sweep(self) -> None:
+        self.date.update(time.time())
+        now = self.loop.time()
+        expired = [c for c in self.connections if c.deadline_kind != _NONE and c.deadline <= now]
+        for conn in expired:
+            try:
+                conn.on_deadline()
+            except Exception:
+                error_log.exception("error while timing out a connection")
+        self._schedule_tick()
+
+    def connection_closed(self, conn: HTTPProtocol) -> None:
+        if self._all_closed is not None and not self.connections:
+            self._all_closed.set()
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting, finish in-flight requests within ``grace``, close all."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        grace = self.config.graceful_timeout if grace is None else grace
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            self._all_closed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), grace)
+            except TimeoutError:
+                error_log.warning(
+                    "%d connection(s) still busy after %.1f s; closing them",
+                    len(self.connections),
+                    grace,
+                )
+                for conn in list(self.connections):
+                    conn.abort()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,474 @@
+"""The asyncio side of one HTTP connection.
+
+``HTTPProtocol`` moves bytes from the socket into the sans-I/O parser and
+complete requests to the application; it owns flow control, timeouts and
+the order of responses, and turns protocol errors into short error responses.
+It builds no response itself apart from those errors.
+
+Invariants:
+
+* At most one request per connection is with the application at a time.
+  Complete requests that arrive meanwhile (pipelining) wait in a queue and
+  are answered strictly in order; a protocol error waits its turn too.
+* The queue is bounded: past ``max_pipeline`` waiting requests, or while the
+  peer is not reading what we write, the protocol stops reading.
+* Timeouts are deadlines checked by the listener's once-a-tick sweep, so the
+  hot path sets a float instead of arming a timer per request.
+* A connection with a protocol error is answered once, then closed; nothing
+  the peer sends afterwards is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+
+from ..http import (
+    CONTINUE,
+    END_OF_MESSAGE,
+    SERVER_NAME,
+    ProtocolError,
+    RequestHead,
+    RequestParser,
+    status_line,
+)
+from ._access import log_access
+
+if TYPE_CHECKING:
+    from ._listener import Listener
+
+error_log: Final = logging.getLogger("dibble.error")
+
+# Deadline kinds, checked by Listener.sweep().
+_NONE: Final = 0
+_IDLE: Final = 1  # between requests: close quietly
+_HEAD: Final = 2  # head incomplete: 408
+_BODY: Final = 3  # body stalled: 408
+
+
+class ClientDisconnected(ConnectionError):
+    """The client went away while its response was being produced."""
+
+
+class Application(Protocol):
+    """What the server needs from whatever answers requests."""
+
+    def new_head(self) -> RequestHead:
+        """A fresh object to parse one request's head into."""
+
+    def body_limit(self, head: RequestHead) -> int:
+        """The largest body this request may carry (413 beyond it)."""
+
+    def dispatch(self, head: RequestHead, body: bytes, conn: HTTPProtocol) -> None:
+        """Answer a complete request, eventually calling ``conn.finish``."""
+
+    def allows_connection(self, sock: socket.socket) -> bool:
+        """False to refuse a new connection before any byte is read."""
+
+    @property
+    def filters_connections(self) -> bool:
+        """Whether ``allows_connection`` needs calling at all."""
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One client connection; the ``conn`` argument of ``Application.dispatch``."""
+
+    __slots__ = (
+        "_body",
+        "_busy",
+        "_continue_pending",
+        "_current_head",
+        "_drain_waiters",
+        "_eof",
+        "_listener",
+        "_parser",
+        "_parsing",
+        "_queue",
+        "_reading_paused",
+        "_running_queue",
+        "_write_paused",
+        "app",
+        "client",
+        "closed",
+        "closing",
+        "deadline",
+        "deadline_kind",
+        "loop",
+        "requests_served",
+        "server",
+        "tls",
+        "transport",
+    )
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self.app: Application = listener.app
+        self.loop = listener.loop
+        self._parser = RequestParser(
+            listener.config.limits,
+            head_factory=self.app.new_head,
+            body_limit=self.app.body_limit,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.tls = False
+        self._queue: deque[tuple[RequestHead, bytes] | ProtocolError] | None = None
+        self._body: list[bytes] | None = None
+        self._parsing: RequestHead | None = None
+        self._current_head: RequestHead | None = None
+        self._busy = False
+        self._running_queue = False
+        self._continue_pending = False
+        self._eof = False
+        self._write_paused = False
+        self._reading_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
+        #: Set when the connection must close after the current response.
+        self.closing = False
+        self.closed = False
+        self.deadline = 0.0
+        self.deadline_kind = _NONE
+        self.requests_served = 0
+
+    # --- asyncio callbacks -------------------------------------------------
+
+    def connection_made(self, base_transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio.Transport, but
+        # they have its interface.
+        transport = cast(asyncio.Transport, base_transport)
+        self.transport = transport
+        listener = self._listener
+        if self.app.filters_connections:
+            sock = transport.get_extra_info("socket")
+            try:
+                allowed = self.app.allows_connection(sock)
+            except Exception:
+                error_log.exception("on_incoming_connection raised; refusing the connection")
+                allowed = False
+            if not allowed:
+                self.closed = True
+                transport.abort()
+                return
+        if len(listener.connections) >= listener.config.max_connections:
+            self.closed = True
+            transport.write(_canned(503, "server busy: too many connections, try again later"))
+            transport.close()
+            return
+        listener.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client = (str(peer[0]), int(peer[1]))
+        sockname = transport.get_extra_info("sockname")
+        if isinstance(sockname, tuple):
+            self.server = (str(sockname[0]), int(sockname[1]))
+        self.tls = transport.get_extra_info("sslcontext") is not None
+        self._set_deadline(_IDLE, listener.config.keep_alive_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.deadline_kind = _NONE
+        self._listener.connections.discard(self)
+        self._queue = None
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(ClientDisconnected("client disconnected"))
+        self._listener.connection_closed(self)
+
+    def eof_received(self) -> bool:
+        # The client will send nothing more; answer what it already sent,
+        # then close.
+        if self._busy or self._queue:
+            self._eof = True
+            return True
+        return False
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self._run_queue()
+        self._maybe_resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed or self.closing:
+            return
+        parser = self._parser
+        try:
+            events = parser.feed(data)
+        except Exception:
+            # The parser only raises for bugs (bad input is a ProtocolError
+            # event); answer 500 and drop this client, keep serving the rest.
+            error_log.exception("internal error while parsing a request")
+            self._parsing = None
+            self._enqueue_error(ProtocolError("internal server error", 500))
+            return
+        for event in events:
+            if event is END_OF_MESSAGE:
+                head = self._parsing
+                assert head is not None
+                body = self._body
+                self._body = None
+                self._parsing = None
+                self._enqueue(head, b"".join(body) if body else b"")
+            elif type(event) is bytes:
+                body = self._body
+                if body is None:
+                    self._body = [event]
+                else:
+                    body.append(event)
+            elif isinstance(event, RequestHead):
+                self._parsing = event
+                if event.expect_continue:
+                    self._continue_pending = True
+            else:
+                assert isinstance(event, ProtocolError)
+                self._parsing = None
+                self._enqueue_error(event)
+                return
+        self._run_queue()
+        if self.transport is None or self.transport.is_closing():
+            return
+        if parser.in_head:
+            if self.deadline_kind != _HEAD:
+                self._set_deadline(_HEAD, self._listener.config.header_timeout)
+        elif not parser.idle:
+            self._set_deadline(_BODY, self._listener.config.body_timeout)
+            self._maybe_send_continue()
+        elif not self._busy:
+            self._set_deadline(_IDLE, self._listener.config.keep_alive_timeout)
+        else:
+            self.deadline_kind = _NONE
+
+    # --- the request queue -------------------------------------------------
+
+    def _enqueue(self, head: RequestHead, body: bytes) -> None:
+        if not self._busy and not self._queue and not self._write_paused:
+            self._start(head, body)
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append((head, body))
+        if len(queue) >= self._listener.config.max_pipeline:
+            self._pause_reading()
+
+    def _enqueue_error(self, error: ProtocolError) -> None:
+        # Requests before the bad one are answered normally (the parser reads
+        # nothing after it); the error response then closes the connection.
+        if not self._busy and not self._queue:
+            self._respond_error(error)
+            return
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(error)
+
+    def _start(self, head: RequestHead, body: bytes) -> None:
+        self._busy = True
+        self.deadline_kind = _NONE
+        self._current_head = head
+        try:
+            self.app.dispatch(head, body, self)
+        except Exception:
+            # dispatch() answers application errors itself; reaching here is a
+            # bug in dibble, and the only safe reaction is to drop the client.
+            error_log.exception("internal error while dispatching %r", head)
+            self.abort()
+
+    def _run_queue(self) -> None:
+        if self._running_queue:
+            return
+        self._running_queue = True
+        try:
+            queue = self._queue
+            while queue and not self._busy and not self._write_paused and not self.closed:
+                item = queue.popleft()
+                if isinstance(item, ProtocolError):
+                    self._respond_error(item)
+                    return
+                self._start(*item)
+        finally:
+            self._running_queue = False
+        if not self._busy and not self.closed:
+            if (self.closing or self._eof) and not self._queue:
+                self._close()
+                return
+            self._maybe_send_continue()
+            self._maybe_resume_reading()
+
+    def _maybe_send_continue(self) -> None:
+        # Tell a client waiting on "Expect: 100-continue" to send its body, but
+        # only once the requests before it are answered, so the interim
+        # response cannot land in the middle of someone else's.
+        if (
+            self._continue_pending
+            and not self._busy
+            and not self._queue
+            and self._parsing is not None
+            and self.transport is not None
+        ):
+            self._continue_pending = False
+            self.transport.write(CONTINUE)
+
+    # --- flow control --------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self.closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if (
+            self._reading_paused
+            and not self._write_paused
+            and (not self._queue or len(self._queue) < self._listener.config.max_pipeline // 2)
+            and self.transport is not None
+            and not self.closed
+        ):
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    # --- the interface the application uses ----------------------------------
+
+    @property
+    def date_field(self) -> bytes:
+        """The current ``Date:`` header line, CRLF included."""
+        return self._listener.date.field
+
+    @property
+    def keep_alive_allowed(self) -> bool:
+        """False once this connection must close after the current response."""
+        return not self.closing
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    def write(self, data: bytes) -> None:
+        """Send bytes of the current response; dropped if the client is gone."""
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    def drain(self) -> _Drain:
+        """An awaitable that waits until the client has read enough of our output."""
+        return _Drain(self)
+
+    def finish(self, status: int, body_bytes: int, keep_alive: bool) -> None:
+        """The current response is complete; go on with the next request."""
+        head = self._current_head
+        self._busy = False
+        self.requests_served += 1
+        if self._listener.access_log:
+            log_access(self.client, head, status, body_bytes)
+        if self.closed:
+            return
+        if not keep_alive:
+            self.closing = True
+            self._close()
+            return
+        if self._listener.shutting_down:
+            self.closing = True
+        if not self._running_queue:
+            self._run_queue()
+        if not self._busy and not self.closed and self._parser.idle:
+            self._set_deadline(_IDLE, self._listener.config.keep_alive_timeout)
+
+    def abort(self) -> None:
+        """Drop the connection at once (a response could not be completed)."""
+        self._busy = False
+        self.closing = True
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # --- closing, errors, timeouts -------------------------------------------
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.deadline_kind = _NONE
+
+    def _respond_error(self, error: ProtocolError) -> None:
+        status = error.status_hint
+        self.closing = True
+        if self.transport is not None and not self.closed:
+            body = _canned(status, error.message, self.date_field)
+            self.transport.write(body)
+            if self._listener.access_log:
+                log_access(self.client, None, status, 0)
+        self._close()
+
+    def _set_deadline(self, kind: int, timeout: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = self.loop.time() + timeout
+
+    def on_deadline(self) -> None:
+        """Called by the listener's sweep when ``deadline`` has passed."""
+        kind = self.deadline_kind
+        self.deadline_kind = _NONE
+        if kind == _IDLE:
+            self._close()
+        elif kind in (_HEAD, _BODY):
+            what = "request header" if kind == _HEAD else "request body"
+            self._enqueue_error(ProtocolError(f"timed out waiting for the {what}", 408))
+
+    def shutdown(self) -> None:
+        """Close now if idle; otherwise after the response in progress."""
+        self.closing = True
+        if not self._busy and not self._queue:
+            self._close()
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy and not self._queue and self._parser.idle
+
+
+class _Drain:
+    """Awaitable returned by ``HTTPProtocol.drain``; harmless if never awaited."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: HTTPProtocol) -> None:
+        self._conn = conn
+
+    def __await__(self) -> Generator[Any, None, None]:
+        conn = self._conn
+        if conn.closed:
+            raise ClientDisconnected("client disconnected")
+        if conn.write_paused:
+            waiter: asyncio.Future[None] = conn.loop.create_future()
+            if conn._drain_waiters is None:
+                conn._drain_waiters = []
+            conn._drain_waiters.append(waiter)
+            yield from waiter.__await__()
+
+
+def _canned(status: int, message: str, date_field: bytes = b"") -> bytes:
+    """A small, complete plain-text response that ends with closing the connection."""
+    body = (message + "\n").encode("utf-8", errors="replace")
+    return b"".join(
+        (
+            status_line(status),
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Length: %d\r\n" % len(body),
+            b"Connection: close\r\n",
+            date_field,
+            b"Server: " + SERVER_NAME.encode() + b"\r\n\r\n",
+            body,
+        )
+    )
