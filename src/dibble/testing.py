@@ -193,8 +193,9 @@ class TestClient:
         if servers:
             self.server = servers[0]
         else:
+            settings.setdefault("access_log", False)
             self.server = HTTPServer(
-                ("127.0.0.1", 0), self.context, test_mode=test_mode, access_log=False, **settings
+                ("127.0.0.1", 0), self.context, test_mode=test_mode, **settings
             )
             self.server.register(*plugins)
         self.loop = new_event_loop()

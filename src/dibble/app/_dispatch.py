@@ -30,8 +30,10 @@ from ._errors import HTTPError
 from ._pages import error_page
 from ._plugin import current_request
 from ._render import (
+    CLOSE_FIELD,
     HTML_FIELD,
     JSON_FIELD,
+    KEEP_ALIVE_FIELD,
     SERVER_FIELD,
     connection_field,
     content_type_field,
@@ -44,8 +46,8 @@ from ._routing import ASYNC, INLINE, Route, Router
 
 error_log: Final = logging.getLogger("dibble.error")
 
-_OK: Final = status_line(200)
-_CONTENT_LENGTH: Final = b"Content-Length: %d\r\n"
+_OK_HEAD: Final = status_line(200) + b"%bContent-Length: %d\r\n%b%b" + SERVER_FIELD + b"\r\n"
+_OK_RESPONSE: Final = _OK_HEAD + b"%b"
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
 
@@ -70,6 +72,7 @@ class Dispatcher:
 
     def refresh(self) -> None:
         """Recompute what depends on the registered plugins."""
+        self._routes = self.router.cache
         self._filters = [
             p.on_incoming_connection for p in self.router.plugins if p._vetoes_connections()
         ]
@@ -87,7 +90,8 @@ class Dispatcher:
             key = target if end < 0 else target[:end]
         else:
             key = head.raw_path.encode("latin-1")
-        route = head.route = self.router.resolve(key)
+        route = self._routes.get(key) or self.router.resolve(key)
+        head.route = route
         return route.max_body
 
     @property
@@ -197,7 +201,11 @@ class Dispatcher:
                     ),
                 )
                 return
-            data, keep_alive = writer.finish_bytes(conn, keep_alive)
+            try:
+                data, keep_alive = writer.finish_bytes(conn, keep_alive)
+            except ValueError as exc:
+                self._fail(request, exc)
+                return
             conn.write(data)
             conn.finish(writer.status, writer.sent_bytes, keep_alive)
             return
@@ -212,6 +220,15 @@ class Dispatcher:
             self._send_ok(request, conn, route.bytes_type, result, keep_alive)
         elif kind is dict or kind is list:
             self._send_ok(request, conn, JSON_FIELD, encode_json(result), keep_alive)
+        elif kind is Response and result.status == 200 and not result.headers:
+            content_type = result.content_type
+            if content_type is None:
+                route = request.route
+                assert route is not None
+                type_field = route.bytes_type
+            else:
+                type_field = _TYPE_FIELDS.get(content_type) or _type_field(content_type)
+            self._send_ok(request, conn, type_field, result.body, keep_alive)
         elif isinstance(result, Response):
             self._send_response(request, conn, result, keep_alive)
         elif result is None:
@@ -228,27 +245,25 @@ class Dispatcher:
     def _send_ok(
         self, request: Request, conn: HTTPProtocol, type_field: bytes, body: bytes, keep: bool
     ) -> None:
-        # The common case, rendered without any header validation or joins
-        # beyond one: every piece here is a constant or was checked earlier.
-        head = b"".join(
-            (
-                _OK,
-                type_field,
-                _CONTENT_LENGTH % len(body),
-                connection_field(keep, request.version),
-                conn.date_field,
-                SERVER_FIELD,
-                b"\r\n",
-            )
-        )
-        if request.method == "HEAD":
-            conn.write(head)
-        elif len(body) < 65536:
-            conn.write(head + body)
+        # The common case, rendered with one formatting operation: every piece
+        # is a constant or was validated when it was first made.
+        if keep:
+            connection = b"" if request.version == "1.1" else KEEP_ALIVE_FIELD
         else:
-            conn.write(head)
-            conn.write(body)
-        conn.finish(200, len(body), keep)
+            connection = CLOSE_FIELD
+        size = len(body)
+        transport = conn.transport
+        if transport is not None and not conn.closed:
+            if request.method == "HEAD":
+                transport.write(_OK_HEAD % (type_field, size, connection, conn.date_field))
+            elif size < 65536:
+                transport.write(
+                    _OK_RESPONSE % (type_field, size, connection, conn.date_field, body)
+                )
+            else:
+                transport.write(_OK_HEAD % (type_field, size, connection, conn.date_field))
+                transport.write(body)
+        conn.finish(200, size, keep)
 
     def _send_response(
         self, request: Request, conn: HTTPProtocol, response: Response, keep: bool
@@ -330,6 +345,17 @@ class Dispatcher:
             route.name,
             elapsed,
         )
+
+
+_TYPE_FIELDS: dict[str, bytes] = {}
+
+
+def _type_field(content_type: str) -> bytes:
+    """The Content-Type line for ``content_type``, validated once and cached."""
+    field = content_type_field(content_type)
+    if len(_TYPE_FIELDS) < 512:
+        _TYPE_FIELDS[content_type] = field
+    return field
 
 
 def _bind(request: Request, route: Route) -> tuple[list[Any], dict[str, Any]]:

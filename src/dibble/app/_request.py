@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from ..http import RequestHead
+from ..http import Headers, RequestHead
 from ._errors import HTTPError
 
 if TYPE_CHECKING:
     from ..server import HTTPProtocol
     from ._routing import Route
     from ._writer import ResponseWriter
+
+_NO_FIELDS: list[tuple[bytes, bytes]] = []  # replaced by the parser, never appended to
 
 #: More fields than this in one query string or form is refused (400).
 MAX_FIELDS = 1000
@@ -36,7 +38,19 @@ class Request(RequestHead):
     )
 
     def __init__(self) -> None:
-        super().__init__()
+        # Every field is set here rather than through RequestHead.__init__:
+        # one request object is made per request, and the call is measurable.
+        self.method = "GET"
+        self.target = b""
+        self.version = "1.1"
+        self.raw_headers = _NO_FIELDS
+        self.keep_alive = True
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.upgrade = False
+        self._path: str | None = None
+        self._headers: Headers | None = None
         #: The raw request body (empty for most GETs).
         self.body = b""
         #: The client's ``(address, port)``; None when unknown.

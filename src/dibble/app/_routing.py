@@ -112,7 +112,8 @@ class Router:
         self.default_max_body = default_max_body
         self._mounts: list[_Mount] = []
         self._binders: dict[Any, Binder] = {}
-        self._cache: dict[bytes, Route] = {}
+        #: Resolved routes by raw path; the dispatcher reads it directly.
+        self.cache: dict[bytes, Route] = {}
 
     @property
     def plugins(self) -> list[Plugin]:
@@ -137,7 +138,7 @@ class Router:
                 attr = getattr(plugin, name, None)
                 if callable(attr):
                     self._binder(attr)
-        self._cache.clear()
+        self.cache.clear()
 
     def _binder(self, func: Callable[..., Any]) -> Binder:
         key = getattr(func, "__func__", func)
@@ -148,14 +149,14 @@ class Router:
 
     def resolve(self, raw_path: bytes) -> Route:
         """The route for a raw (still percent-encoded) path; never None."""
-        route = self._cache.get(raw_path)
+        route = self.cache.get(raw_path)
         if route is not None:
             return route
         route = self._resolve(raw_path.decode("latin-1"))
         if not route.unknown:
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()
-            self._cache[raw_path] = route
+            if len(self.cache) >= _CACHE_SIZE:
+                self.cache.clear()
+            self.cache[raw_path] = route
         return route
 
     def _resolve(self, path: str) -> Route:

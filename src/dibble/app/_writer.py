@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..http import LAST_CHUNK, encode_chunk
+from ..http import LAST_CHUNK, encode_chunk, encode_header_fields, status_line
 from ._pages import error_page
 from ._render import CLOSE_FIELD, HTML, connection_field, content_type_field, render_head
 
@@ -88,10 +88,15 @@ class ResponseWriter:
         if self.streaming:
             raise RuntimeError("the response head was already sent")
         self._check_open()
+        headers = list(extra_headers.items()) if extra_headers else []
+        # Refuse a bad status or a header that would split the response here,
+        # inside the methlet, so it becomes an ordinary 500.
+        status_line(status)
+        encode_header_fields([("Content-Type", content_type), *headers])
         self.started = True
         self.status = status
         self.content_type = content_type
-        self.headers = list(extra_headers.items()) if extra_headers else []
+        self.headers = headers
 
     def write(self, content: str | bytes) -> None:
         self._check_open()

@@ -11,6 +11,8 @@ from urllib.parse import unquote
 
 from ._headers import Headers
 
+_EMPTY: list[tuple[bytes, bytes]] = []  # replaced by the parser, never appended to
+
 
 class RequestHead:
     """Method, target, version and header fields of one request."""
@@ -35,7 +37,7 @@ class RequestHead:
         self.target = b""
         self.version = "1.1"
         #: ``(lower-cased name, value)`` pairs in arrival order.
-        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.raw_headers: list[tuple[bytes, bytes]] = _EMPTY
         self.keep_alive = True
         self.content_length: int | None = None
         self.chunked = False

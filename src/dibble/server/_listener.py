@@ -39,6 +39,10 @@ class Listener:
         self.connections: set[HTTPProtocol] = set()
         self.date = DateHeader(time.time())
         self.access_log = config.access_log
+        # Copied out of the config for the connections' hot path.
+        self.keep_alive_timeout = config.keep_alive_timeout
+        self.header_timeout = config.header_timeout
+        self.body_timeout = config.body_timeout
         self.shutting_down = False
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.TimerHandle | None = None

@@ -89,6 +89,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_parsing",
         "_queue",
         "_reading_paused",
+        "_receiving",
         "_running_queue",
         "_write_paused",
         "app",
@@ -122,6 +123,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._parsing: RequestHead | None = None
         self._current_head: RequestHead | None = None
         self._busy = False
+        self._receiving = False
         self._running_queue = False
         self._continue_pending = False
         self._eof = False
@@ -167,7 +169,7 @@ class HTTPProtocol(asyncio.Protocol):
         if isinstance(sockname, tuple):
             self.server = (str(sockname[0]), int(sockname[1]))
         self.tls = transport.get_extra_info("sslcontext") is not None
-        self._set_deadline(_IDLE, listener.config.keep_alive_timeout)
+        self._set_deadline(_IDLE, listener.keep_alive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -218,49 +220,68 @@ class HTTPProtocol(asyncio.Protocol):
             self._parsing = None
             self._enqueue_error(ProtocolError("internal server error", 500))
             return
-        for event in events:
-            if event is END_OF_MESSAGE:
-                head = self._parsing
-                assert head is not None
-                body = self._body
-                self._body = None
-                self._parsing = None
-                self._enqueue(head, b"".join(body) if body else b"")
-            elif type(event) is bytes:
-                body = self._body
-                if body is None:
-                    self._body = [event]
+        self._receiving = True
+        try:
+            for event in events:
+                if event is END_OF_MESSAGE:
+                    head = self._parsing
+                    assert head is not None
+                    chunks = self._body
+                    body = b"".join(chunks) if chunks else b""
+                    self._body = None
+                    self._parsing = None
+                    if self._busy or self._queue or self._write_paused:
+                        self._enqueue(head, body)
+                    else:
+                        # _start(), inlined: this is the path of nearly every request.
+                        self._busy = True
+                        self._current_head = head
+                        try:
+                            self.app.dispatch(head, body, self)
+                        except Exception:
+                            error_log.exception("internal error while dispatching %r", head)
+                            self.abort()
+                elif type(event) is bytes:
+                    chunks = self._body
+                    if chunks is None:
+                        self._body = [event]
+                    else:
+                        chunks.append(event)
+                elif isinstance(event, RequestHead):
+                    self._parsing = event
+                    if event.expect_continue:
+                        self._continue_pending = True
                 else:
-                    body.append(event)
-            elif isinstance(event, RequestHead):
-                self._parsing = event
-                if event.expect_continue:
-                    self._continue_pending = True
-            else:
-                assert isinstance(event, ProtocolError)
-                self._parsing = None
-                self._enqueue_error(event)
-                return
-        self._run_queue()
-        if self.transport is None or self.transport.is_closing():
+                    assert isinstance(event, ProtocolError)
+                    self._parsing = None
+                    self._enqueue_error(event)
+                    return
+        finally:
+            self._receiving = False
+        if self._queue or self.closing or self._eof:
+            self._run_queue()
+        if self._gone():
             return
         if parser.in_head:
             if self.deadline_kind != _HEAD:
-                self._set_deadline(_HEAD, self._listener.config.header_timeout)
+                self._set_deadline(_HEAD, self._listener.header_timeout)
         elif not parser.idle:
-            self._set_deadline(_BODY, self._listener.config.body_timeout)
-            self._maybe_send_continue()
+            self._set_deadline(_BODY, self._listener.body_timeout)
+            if self._continue_pending:
+                self._maybe_send_continue()
         elif not self._busy:
-            self._set_deadline(_IDLE, self._listener.config.keep_alive_timeout)
+            self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
         else:
             self.deadline_kind = _NONE
+
+    def _gone(self) -> bool:
+        # A method, not an attribute test, so type checkers do not assume the
+        # flags kept the values they had before the calls above.
+        return self.closed or self.closing
 
     # --- the request queue -------------------------------------------------
 
     def _enqueue(self, head: RequestHead, body: bytes) -> None:
-        if not self._busy and not self._queue and not self._write_paused:
-            self._start(head, body)
-            return
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
@@ -291,6 +312,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.abort()
 
     def _run_queue(self) -> None:
+        """Start queued requests while nothing is in progress; then tidy up."""
         if self._running_queue:
             return
         self._running_queue = True
@@ -308,8 +330,10 @@ class HTTPProtocol(asyncio.Protocol):
             if (self.closing or self._eof) and not self._queue:
                 self._close()
                 return
-            self._maybe_send_continue()
-            self._maybe_resume_reading()
+            if self._continue_pending:
+                self._maybe_send_continue()
+            if self._reading_paused:
+                self._maybe_resume_reading()
 
     def _maybe_send_continue(self) -> None:
         # Tell a client waiting on "Expect: 100-continue" to send its body, but
@@ -371,11 +395,11 @@ class HTTPProtocol(asyncio.Protocol):
 
     def finish(self, status: int, body_bytes: int, keep_alive: bool) -> None:
         """The current response is complete; go on with the next request."""
-        head = self._current_head
         self._busy = False
         self.requests_served += 1
         if self._listener.access_log:
-            log_access(self.client, head, status, body_bytes)
+            log_access(self.client, self._current_head, status, body_bytes)
+        self._current_head = None
         if self.closed:
             return
         if not keep_alive:
@@ -384,10 +408,11 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self._listener.shutting_down:
             self.closing = True
-        if not self._running_queue:
-            self._run_queue()
+        if self._receiving:
+            return  # data_received() goes on with the queue and the deadline
+        self._run_queue()
         if not self._busy and not self.closed and self._parser.idle:
-            self._set_deadline(_IDLE, self._listener.config.keep_alive_timeout)
+            self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
 
     def abort(self) -> None:
         """Drop the connection at once (a response could not be completed)."""
