@@ -27,6 +27,7 @@ from .app import (
 )
 from .http import Limits
 from .server import ClientDisconnected, Context, ServerConfig, run
+from .templates import Template, TemplateError, TemplateLoader, TrustedHTML
 
 __all__ = [
     "ClientDisconnected",
@@ -39,6 +40,10 @@ __all__ = [
     "Request",
     "Response",
     "ServerConfig",
+    "Template",
+    "TemplateError",
+    "TemplateLoader",
+    "TrustedHTML",
     "__version__",
     "blocking",
     "get_request",

@@ -42,6 +42,7 @@ class MockTransport(asyncio.Transport):
         super().__init__()
         self.written = bytearray()
         self.closed = False
+        self.eof_written = False
         self.aborted = False
         self.reading = True
         self._peer = peer
@@ -62,6 +63,14 @@ class MockTransport(asyncio.Transport):
         return data
 
     def close(self) -> None:
+        self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        # Nothing more will be written; for the tests that is "closed".
+        self.eof_written = True
         self.closed = True
 
     def abort(self) -> None:

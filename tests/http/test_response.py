@@ -12,6 +12,7 @@ from dibble.http import (
     InvalidResponseHeader,
     encode_chunk,
     encode_header_fields,
+    http_date,
     reason_phrase,
     status_line,
 )
@@ -65,3 +66,10 @@ def test_chunks() -> None:
     assert encode_chunk(b"x" * 255).startswith(b"ff\r\n")
     assert encode_chunk(b"") == b""
     assert LAST_CHUNK == b"0\r\n\r\n"
+
+
+def test_http_date_matches_the_standard_library() -> None:
+    from email.utils import formatdate
+
+    for seconds in (0, 784111777, 1_700_000_000, 2_000_000_000, 4_102_444_799):
+        assert http_date(seconds) == formatdate(seconds, usegmt=True)

@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import logging
 import socket
+import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from time import perf_counter
 from typing import Any, Final
 
 from ..http import RequestHead, status_line
-from ..server import HTTPProtocol, ServerConfig
+from ..server import ClientDisconnected, HTTPProtocol, ServerConfig
 from ._errors import HTTPError
 from ._pages import error_page
 from ._plugin import current_request
@@ -130,7 +131,8 @@ class Dispatcher:
         elif route.mode == ASYNC:
             token = current_request.set(request)
             try:
-                conn.loop.create_task(self._run_async(request, route))
+                # The request keeps its task alive (the loop holds tasks weakly).
+                request.task = _start_task(conn.loop, self._run_async(request, route))
             finally:
                 current_request.reset(token)
         else:
@@ -145,7 +147,7 @@ class Dispatcher:
             result = await coro
         except BaseException as exc:
             self._fail(request, exc)
-            if isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 raise
             return
         self._respond(request, result)
@@ -187,25 +189,26 @@ class Dispatcher:
     # --- responses -----------------------------------------------------------------
 
     def _respond(self, request: Request, result: Any) -> None:
+        """Send ``result``; anything that cannot be rendered becomes a 500."""
+        try:
+            self._render(request, result)
+        except Exception as exc:
+            # Rendering fails before anything is written (encoding, JSON,
+            # header checks all come first), so an error page can still go out.
+            self._fail(request, exc)
+
+    def _render(self, request: Request, result: Any) -> None:
         conn = request.conn
         assert conn is not None
         keep_alive = request.keep_alive and not conn.closing
         writer = request.writer
         if writer is not None and writer.started:
             if result is not None:
-                self._fail(
-                    request,
-                    TypeError(
-                        f"{request.route.name if request.route else 'methlet'} both wrote a "
-                        "response and returned a value; do one or the other"
-                    ),
+                raise TypeError(
+                    f"{request.route.name if request.route else 'methlet'} both wrote a "
+                    "response and returned a value; do one or the other"
                 )
-                return
-            try:
-                data, keep_alive = writer.finish_bytes(conn, keep_alive)
-            except ValueError as exc:
-                self._fail(request, exc)
-                return
+            data, keep_alive = writer.finish_bytes(conn, keep_alive)
             conn.write(data)
             conn.finish(writer.status, writer.sent_bytes, keep_alive)
             return
@@ -234,12 +237,9 @@ class Dispatcher:
         elif result is None:
             self._send_response(request, conn, Response(b"", 204), keep_alive)
         else:
-            self._fail(
-                request,
-                TypeError(
-                    f"a methlet returned {type(result).__name__}; return str, bytes, "
-                    "dict, list, a Response, or None after writing"
-                ),
+            raise TypeError(
+                f"a methlet returned {type(result).__name__}; return str, bytes, "
+                "dict, list, a Response, or None after writing"
             )
 
     def _send_ok(
@@ -279,19 +279,15 @@ class Dispatcher:
         else:
             route = request.route
             type_field = route.bytes_type if route is not None else HTML_FIELD
-        try:
-            head = render_head(
-                status,
-                type_field,
-                response.headers,
-                len(body),
-                connection_field(keep, request.version),
-                conn.date_field,
-            )
-        except ValueError as exc:
-            # A header with CR/LF would split the response: refuse to send it.
-            self._fail(request, exc)
-            return
+        # Raises for a header with CR/LF, which would split the response.
+        head = render_head(
+            status,
+            type_field,
+            response.headers,
+            len(body),
+            connection_field(keep, request.version),
+            conn.date_field,
+        )
         if request.method == "HEAD":
             body = b""
         conn.write(head + body if len(body) < 65536 else head)
@@ -307,13 +303,14 @@ class Dispatcher:
         writer = request.writer
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             # A "shutdown" page: send what it wrote, then stop the server.
+            conn.closing = True
             if writer is not None and writer.started:
                 self._respond(request, None)
             else:
-                self._send_response(request, conn, Response(b"", 204), keep=False)
+                self._send_error(request, conn, Response(b"", 204))
             self._on_exit()
             return
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit | ClientDisconnected):
             conn.abort()
             return
         if writer is not None and writer.streaming:
@@ -326,14 +323,24 @@ class Dispatcher:
             return
         if isinstance(exc, HTTPError):
             page = error_page(exc.status, exc.message)
-            response = Response(page, exc.status, headers=exc.headers)
+            response = Response(_safe(page), exc.status, exc.headers, _HTML)
         else:
             error_log.error("error in %s", _describe(request), exc_info=exc)
             detail = "".join(traceback.format_exception(exc)) if self.test_mode else None
-            response = Response(error_page(500, "The server hit an internal error.", detail), 500)
+            page = error_page(500, "The server hit an internal error.", detail)
+            response = Response(_safe(page), 500, content_type=_HTML)
         request.writer = None
+        self._send_error(request, conn, response)
+
+    def _send_error(self, request: Request, conn: HTTPProtocol, response: Response) -> None:
         keep = request.keep_alive and not conn.closing
-        self._send_response(request, conn, response, keep)
+        try:
+            self._send_response(request, conn, response, keep)
+        except Exception:
+            # Only a bad header given to HTTPError could land here.
+            error_log.exception("cannot send the error page for %s", _describe(request))
+            fallback = Response(error_page(500), 500)
+            self._send_response(request, conn, fallback, keep)
 
     def _warn_slow(self, route: Route, elapsed: float) -> None:
         if route.name in self._warned_slow:
@@ -347,6 +354,18 @@ class Dispatcher:
         )
 
 
+def _start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """Run ``coro`` as a task; from Python 3.12 on, its first step runs at once."""
+    if _EAGER:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    return loop.create_task(coro)
+
+
+# An async methlet that returns without awaiting then costs no loop iteration.
+_EAGER: Final = sys.version_info >= (3, 12)
+
 _TYPE_FIELDS: dict[str, bytes] = {}
 
 
@@ -356,6 +375,15 @@ def _type_field(content_type: str) -> bytes:
     if len(_TYPE_FIELDS) < 512:
         _TYPE_FIELDS[content_type] = field
     return field
+
+
+_HTML: Final = "text/html; charset=utf-8"
+
+
+def _safe(page: str) -> bytes:
+    # An error page may quote text that is not valid Unicode (a lone
+    # surrogate from a methlet); it must render all the same.
+    return page.encode("utf-8", errors="replace")
 
 
 def _bind(request: Request, route: Route) -> tuple[list[Any], dict[str, Any]]:

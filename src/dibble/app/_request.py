@@ -6,6 +6,7 @@ added.  Parameters and cookies are parsed on first use only.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -33,6 +34,7 @@ class Request(RequestHead):
         "client",
         "conn",
         "route",
+        "task",
         "tls",
         "writer",
     )
@@ -59,6 +61,8 @@ class Request(RequestHead):
         self.conn: HTTPProtocol | None = None
         self.route: Route | None = None
         self.writer: ResponseWriter | None = None
+        #: The task running an async methlet for this request.
+        self.task: asyncio.Task[None] | None = None
         self._params: dict[str, list[str]] | None = None
         self._cookies: dict[str, str] | None = None
 

@@ -219,7 +219,7 @@ class Router:
 
 
 def _decode(segment: str) -> str:
-    return unquote(segment, errors="surrogateescape")
+    return unquote(segment, errors="replace")
 
 
 def _mode(plugin: Plugin, func: Callable[..., Any]) -> int:

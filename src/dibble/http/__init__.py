@@ -23,6 +23,7 @@ from ._response import (
     DateHeader,
     encode_chunk,
     encode_header_fields,
+    http_date,
     reason_phrase,
     status_line,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "UnsupportedTransferCoding",
     "encode_chunk",
     "encode_header_fields",
+    "http_date",
     "reason_phrase",
     "status_line",
 ]

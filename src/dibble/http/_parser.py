@@ -56,6 +56,13 @@ _IDLE: Final = 0
 _HEAD: Final = 1
 _BODY: Final = 2
 
+_OWS: Final = (b" ", b"\t")
+
+# Larger input is parsed in slices of this size, so the bytes of a header
+# line still being received are counted at least once per slice.
+_SLICE: Final = 16 * 1024
+_HEAD_SLICE: Final = 1024
+
 # Header fields the parser itself must look at.
 _FRAMING_FIELDS: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"upgrade", b"expect"}
@@ -160,6 +167,21 @@ class RequestParser:
             return []
         events: list[Event] = []
         self._events = events
+        if len(data) <= _SLICE:
+            return self._feed(data)
+        view = memoryview(data)
+        start = 0
+        while start < len(data) and not self.failed:  # a property: set by _feed
+            # Body bytes go in large slices; anything that may hold a head in
+            # small ones, so a header line that never ends is caught within
+            # a slice of the limit (see _feed).
+            step = _SLICE if self._state == _BODY else _HEAD_SLICE
+            self._feed(view[start : start + step])
+            start += step
+        return events
+
+    def _feed(self, data: bytes | memoryview) -> list[Event]:
+        events = self._events
         self._head_touched = False
         try:
             self._parser.feed_data(data)
@@ -230,6 +252,8 @@ class RequestParser:
             )
         if self._state != _HEAD:
             return  # a chunked trailer field: counted, then ignored
+        if value[-1:] in _OWS:
+            value = value.rstrip(b" \t")  # RFC 9112 §5: not part of the value
         name = name.lower()
         if name in _FRAMING_FIELDS:
             self._framing_field(name, value)
@@ -292,6 +316,10 @@ class RequestParser:
             raise BodyTooLarge(f"request body larger than {limit} bytes")
         self._state = _BODY
         self._events.append(head)
+        # Drop references to this request, so an idle keep-alive connection
+        # holds nothing of the requests it served.
+        self._head = _NO_HEAD
+        self._fields = _NO_FIELDS
 
     def on_body(self, body: bytes) -> None:
         self._body_received += len(body)

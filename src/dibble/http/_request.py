@@ -61,7 +61,7 @@ class RequestHead:
     def path(self) -> str:
         """The percent-decoded path (UTF-8), without the query string."""
         if self._path is None:
-            self._path = unquote(self.raw_path, errors="surrogateescape")
+            self._path = unquote(self.raw_path, errors="replace")
         return self._path
 
     @property

@@ -7,8 +7,8 @@ by whoever owns the clock (the server's ticker), not per response.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
 
@@ -42,6 +42,32 @@ def reason_phrase(code: int) -> str:
     return REASONS.get(code, "Unknown")
 
 
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+def http_date(seconds: float) -> str:
+    """An IMF-fixdate (RFC 9110 §5.6.7), e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
 class DateHeader:
     """The ``Date`` header field, rendered once per second.
 
@@ -59,7 +85,7 @@ class DateHeader:
         second = int(now)
         if second != self._second:
             self._second = second
-            self.field = b"Date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+            self.field = b"Date: " + http_date(second).encode("ascii") + b"\r\n"
 
 
 def _check(text: str, what: str) -> None:

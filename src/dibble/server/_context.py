@@ -123,6 +123,14 @@ class Context:
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(listener.shutdown() for listener in self.listeners))
+        # Methlets still running after the grace period lost their clients;
+        # cancel them so none is left pending when the loop closes.
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
         for site in self.sites:
             try:
                 site.closed()

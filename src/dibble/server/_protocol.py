@@ -48,6 +48,9 @@ _NONE: Final = 0
 _IDLE: Final = 1  # between requests: close quietly
 _HEAD: Final = 2  # head incomplete: 408
 _BODY: Final = 3  # body stalled: 408
+_LINGER: Final = 4  # error answered, output shut: close after a grace period
+
+_LINGER_SECONDS: Final = 2.0
 
 
 class ClientDisconnected(ConnectionError):
@@ -187,6 +190,8 @@ class HTTPProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         # The client will send nothing more; answer what it already sent,
         # then close.
+        if self.closing:
+            return False
         if self._busy or self._queue:
             self._eof = True
             return True
@@ -220,6 +225,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._parsing = None
             self._enqueue_error(ProtocolError("internal server error", 500))
             return
+        served = self.requests_served
         self._receiving = True
         try:
             for event in events:
@@ -270,7 +276,10 @@ class HTTPProtocol(asyncio.Protocol):
             if self._continue_pending:
                 self._maybe_send_continue()
         elif not self._busy:
-            self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
+            # Bytes that start no request (stray CRLFs) must not keep an idle
+            # connection open: only a response restarts the idle clock.
+            if self.deadline_kind != _IDLE or self.requests_served != served:
+                self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
         else:
             self.deadline_kind = _NONE
 
@@ -431,12 +440,24 @@ class HTTPProtocol(asyncio.Protocol):
     def _respond_error(self, error: ProtocolError) -> None:
         status = error.status_hint
         self.closing = True
-        if self.transport is not None and not self.closed:
-            body = _canned(status, error.message, self.date_field)
-            self.transport.write(body)
-            if self._listener.access_log:
-                log_access(self.client, None, status, 0)
-        self._close()
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        transport.write(_canned(status, error.message, self.date_field))
+        if self._listener.access_log:
+            log_access(self.client, self._parsing, status, 0)
+        # Close gently: stop sending, then read and discard what the client
+        # still sends for a moment.  Closing with unread bytes would make the
+        # kernel reset the connection, and the client could lose the answer.
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except OSError:
+                self._close()
+                return
+            self._set_deadline(_LINGER, _LINGER_SECONDS)
+        else:
+            self._close()
 
     def _set_deadline(self, kind: int, timeout: float) -> None:
         self.deadline_kind = kind
@@ -446,7 +467,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Called by the listener's sweep when ``deadline`` has passed."""
         kind = self.deadline_kind
         self.deadline_kind = _NONE
-        if kind == _IDLE:
+        if kind in (_IDLE, _LINGER):
             self._close()
         elif kind in (_HEAD, _BODY):
             what = "request header" if kind == _HEAD else "request body"
