@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import dibble
+from dibble.http import ProtocolError
 from dibble.server import ClientDisconnected, HTTPProtocol
 from dibble.testing import MockTransport, TestClient
 
@@ -300,3 +301,68 @@ def test_client_gone_mid_stream_raises_client_disconnected() -> None:
         protocol.connection_lost(None)
         run(client, 0.01)
         assert isinstance(plugin.error, ClientDisconnected)
+
+
+class RecordingSink:
+    def __init__(self, refuse_after: int | None = None) -> None:
+        self.data = bytearray()
+        self.finished = False
+        self.aborted = False
+        self.refuse_after = refuse_after
+
+    def feed(self, data: bytes) -> None:
+        self.data += data
+        if self.refuse_after is not None and len(self.data) > self.refuse_after:
+            raise ProtocolError("too much for this sink", 413)
+
+    def finish(self) -> None:
+        self.finished = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class Sinks(dibble.Plugin):
+    def onUpload(self) -> str:
+        return f"body={len(self.request.body)}"
+
+
+def sink_client(sink: RecordingSink) -> TestClient:
+    client = TestClient(Sinks())
+    client.listener.app.body_sink = lambda head, conn: sink  # type: ignore[method-assign]
+    return client
+
+
+def test_body_sink_receives_the_body_instead_of_the_request() -> None:
+    sink = RecordingSink()
+    with sink_client(sink) as client:
+        response = client.post("/upload", body=b"x" * 5000)
+        assert response.text == "body=0"
+        assert bytes(sink.data) == b"x" * 5000
+        assert sink.finished
+        assert not sink.aborted
+
+
+def test_body_sink_refusal_answers_and_aborts() -> None:
+    sink = RecordingSink(refuse_after=10)
+    with sink_client(sink) as client:
+        (response,) = client.send_raw(
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n" + b"y" * 50
+        )
+        assert response.status == 413
+        assert "too much" in response.text
+        assert sink.aborted
+        assert not sink.finished
+
+
+def test_body_sink_is_aborted_when_the_client_goes_away() -> None:
+    sink = RecordingSink()
+    with sink_client(sink) as client:
+        transport = client.connect()
+        protocol = client.protocol
+        assert protocol is not None
+        protocol.data_received(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\nab")
+        transport.close()
+        protocol.connection_lost(None)
+        assert sink.aborted
+        assert bytes(sink.data) == b"ab"

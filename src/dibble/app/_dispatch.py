@@ -26,7 +26,7 @@ from time import perf_counter
 from typing import Any, Final
 
 from ..http import RequestHead, status_line
-from ..server import ClientDisconnected, HTTPProtocol, ServerConfig
+from ..server import BodySink, ClientDisconnected, HTTPProtocol, ServerConfig
 from ._errors import HTTPError
 from ._pages import error_page
 from ._plugin import current_request
@@ -94,6 +94,10 @@ class Dispatcher:
         route = self._routes.get(key) or self.router.resolve(key)
         head.route = route
         return route.max_body
+
+    def body_sink(self, head: RequestHead, conn: HTTPProtocol) -> BodySink | None:
+        # Every body is buffered for now; streaming uploads plug in here.
+        return None
 
     @property
     def filters_connections(self) -> bool:

@@ -212,6 +212,10 @@ class RequestParser:
                     return self._fail(HeadersTooLarge("request header fields too large"))
         return events
 
+    def stop(self) -> None:
+        """Parse nothing more: the caller refused the request in progress."""
+        self._failed = True
+
     def _fail(self, error: ProtocolError) -> list[Event]:
         self._failed = True
         self._events.append(error)

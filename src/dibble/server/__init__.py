@@ -4,10 +4,11 @@ from ._access import escape_log_text, log_access
 from ._config import ServerConfig
 from ._context import Context, Site, default_context, new_event_loop, run
 from ._listener import Listener
-from ._protocol import Application, ClientDisconnected, HTTPProtocol
+from ._protocol import Application, BodySink, ClientDisconnected, HTTPProtocol
 
 __all__ = [
     "Application",
+    "BodySink",
     "ClientDisconnected",
     "Context",
     "HTTPProtocol",

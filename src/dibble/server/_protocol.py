@@ -24,7 +24,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from ..http import (
@@ -57,6 +57,23 @@ class ClientDisconnected(ConnectionError):
     """The client went away while its response was being produced."""
 
 
+class BodySink(Protocol):
+    """Receives a request body as it arrives, instead of memory buffering it.
+
+    ``feed`` and ``finish`` raise ``ProtocolError`` (with a status hint) for a
+    body they refuse; the client then gets that status and the connection is
+    closed.  ``abort`` is called instead of ``finish`` when the body will not
+    complete (the client went away, or the request was refused): it must
+    release whatever the sink holds, temporary files included.
+    """
+
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class Application(Protocol):
     """What the server needs from whatever answers requests."""
 
@@ -65,6 +82,12 @@ class Application(Protocol):
 
     def body_limit(self, head: RequestHead) -> int:
         """The largest body this request may carry (413 beyond it)."""
+
+    def body_sink(self, head: RequestHead, conn: HTTPProtocol) -> BodySink | None:
+        """Where this request's body should stream to; None to buffer it in memory.
+
+        Asked once per request that has a body, when its head is complete.
+        """
 
     def dispatch(self, head: RequestHead, body: bytes, conn: HTTPProtocol) -> None:
         """Answer a complete request, eventually calling ``conn.finish``."""
@@ -94,6 +117,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_reading_paused",
         "_receiving",
         "_running_queue",
+        "_sink",
         "_write_paused",
         "app",
         "client",
@@ -123,6 +147,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.tls = False
         self._queue: deque[tuple[RequestHead, bytes] | ProtocolError] | None = None
         self._body: list[bytes] | None = None
+        self._sink: BodySink | None = None
         self._parsing: RequestHead | None = None
         self._current_head: RequestHead | None = None
         self._busy = False
@@ -176,6 +201,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._abort_sink()
         self.deadline_kind = _NONE
         self._listener.connections.discard(self)
         self._queue = None
@@ -236,6 +262,10 @@ class HTTPProtocol(asyncio.Protocol):
                     body = b"".join(chunks) if chunks else b""
                     self._body = None
                     self._parsing = None
+                    if self._sink is not None:
+                        sink, self._sink = self._sink, None
+                        if not self._sink_call(sink.finish, sink):
+                            return
                     if self._busy or self._queue or self._write_paused:
                         self._enqueue(head, body)
                     else:
@@ -248,6 +278,10 @@ class HTTPProtocol(asyncio.Protocol):
                             error_log.exception("internal error while dispatching %r", head)
                             self.abort()
                 elif type(event) is bytes:
+                    if self._sink is not None:
+                        if not self._sink_call(self._sink.feed, self._sink, event):
+                            return
+                        continue
                     chunks = self._body
                     if chunks is None:
                         self._body = [event]
@@ -257,8 +291,15 @@ class HTTPProtocol(asyncio.Protocol):
                     self._parsing = event
                     if event.expect_continue:
                         self._continue_pending = True
+                    if event.content_length or event.chunked:
+                        try:
+                            self._sink = self.app.body_sink(event, self)
+                        except ProtocolError as exc:
+                            self._refuse_body(exc)
+                            return
                 else:
                     assert isinstance(event, ProtocolError)
+                    self._abort_sink()
                     self._parsing = None
                     self._enqueue_error(event)
                     return
@@ -282,6 +323,36 @@ class HTTPProtocol(asyncio.Protocol):
                 self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
         else:
             self.deadline_kind = _NONE
+
+    def _sink_call(self, method: Callable[..., None], sink: BodySink, *args: bytes) -> bool:
+        """Call a body sink; on failure answer the error and return False."""
+        try:
+            method(*args)
+        except ProtocolError as exc:
+            self._sink = sink
+            self._refuse_body(exc)
+            return False
+        except Exception:
+            error_log.exception("error while receiving a request body")
+            self._sink = sink
+            self._refuse_body(ProtocolError("internal server error", 500))
+            return False
+        return True
+
+    def _refuse_body(self, error: ProtocolError) -> None:
+        self._abort_sink()
+        self._parser.stop()
+        self._parsing = None
+        self._body = None
+        self._enqueue_error(error)
+
+    def _abort_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.abort()
+            except Exception:
+                error_log.exception("error while discarding a request body")
 
     def _gone(self) -> bool:
         # A method, not an attribute test, so type checkers do not assume the
