@@ -78,6 +78,7 @@ _METHODS: Final = {
 
 _NO_HEAD: Final = RequestHead()
 _NO_FIELDS: Final[list[tuple[bytes, bytes]]] = []
+_NO_EVENTS: Final[list[Event]] = []
 
 
 class RequestParser:
@@ -168,7 +169,9 @@ class RequestParser:
         events: list[Event] = []
         self._events = events
         if len(data) <= _SLICE:
-            return self._feed(data)
+            self._feed(data)
+            self._events = _NO_EVENTS  # hold no request once it is handed over
+            return events
         view = memoryview(data)
         start = 0
         while start < len(data) and not self.failed:  # a property: set by _feed
@@ -178,6 +181,7 @@ class RequestParser:
             step = _SLICE if self._state == _BODY else _HEAD_SLICE
             self._feed(view[start : start + step])
             start += step
+        self._events = _NO_EVENTS
         return events
 
     def _feed(self, data: bytes | memoryview) -> list[Event]:

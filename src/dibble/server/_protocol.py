@@ -33,12 +33,12 @@ from ..http import (
     SERVER_NAME,
     ProtocolError,
     RequestHead,
-    RequestParser,
     status_line,
 )
 from ._access import log_access
 
 if TYPE_CHECKING:
+    from ..http import RequestParser
     from ._listener import Listener
 
 error_log: Final = logging.getLogger("dibble.error")
@@ -127,7 +127,6 @@ class HTTPProtocol(asyncio.Protocol):
         "deadline_kind",
         "loop",
         "requests_served",
-        "server",
         "tls",
         "transport",
     )
@@ -136,14 +135,13 @@ class HTTPProtocol(asyncio.Protocol):
         self._listener = listener
         self.app: Application = listener.app
         self.loop = listener.loop
-        self._parser = RequestParser(
-            listener.config.limits,
-            head_factory=self.app.new_head,
-            body_limit=self.app.body_limit,
-        )
+        # Borrowed from the listener's pool while a request is being read or
+        # answered, returned while the connection idles: an idle keep-alive
+        # connection then holds no parser (about a kilobyte with httptools'
+        # callbacks), which is most of what it would otherwise cost.
+        self._parser: RequestParser | None = None
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
         self.tls = False
         self._queue: deque[tuple[RequestHead, bytes] | ProtocolError] | None = None
         self._body: list[bytes] | None = None
@@ -192,10 +190,8 @@ class HTTPProtocol(asyncio.Protocol):
         listener.connections.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self.client = (str(peer[0]), int(peer[1]))
-        sockname = transport.get_extra_info("sockname")
-        if isinstance(sockname, tuple):
-            self.server = (str(sockname[0]), int(sockname[1]))
+            # IPv6 addresses come as 4-tuples; (host, port) is all we keep.
+            self.client = peer if len(peer) == 2 else (peer[0], peer[1])
         self.tls = transport.get_extra_info("sslcontext") is not None
         self._set_deadline(_IDLE, listener.keep_alive_timeout)
 
@@ -242,6 +238,8 @@ class HTTPProtocol(asyncio.Protocol):
         if self.closed or self.closing:
             return
         parser = self._parser
+        if parser is None:
+            parser = self._parser = self._listener.take_parser()
         try:
             events = parser.feed(data)
         except Exception:
@@ -321,6 +319,9 @@ class HTTPProtocol(asyncio.Protocol):
             # connection open: only a response restarts the idle clock.
             if self.deadline_kind != _IDLE or self.requests_served != served:
                 self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
+            if not self._queue:
+                self._parser = None
+                self._listener.release_parser(parser)
         else:
             self.deadline_kind = _NONE
 
@@ -341,7 +342,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _refuse_body(self, error: ProtocolError) -> None:
         self._abort_sink()
-        self._parser.stop()
+        if self._parser is not None:
+            self._parser.stop()
         self._parsing = None
         self._body = None
         self._enqueue_error(error)
@@ -455,6 +457,12 @@ class HTTPProtocol(asyncio.Protocol):
         return self._listener.date.field
 
     @property
+    def server(self) -> tuple[str, int] | None:
+        """The local ``(address, port)`` the client connected to."""
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
+        return (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else None
+
+    @property
     def keep_alive_allowed(self) -> bool:
         """False once this connection must close after the current response."""
         return not self.closing
@@ -491,8 +499,12 @@ class HTTPProtocol(asyncio.Protocol):
         if self._receiving:
             return  # data_received() goes on with the queue and the deadline
         self._run_queue()
-        if not self._busy and not self.closed and self._parser.idle:
+        parser = self._parser
+        if not self._busy and not self.closed and (parser is None or parser.idle):
             self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
+            if parser is not None and not self._queue:
+                self._parser = None
+                self._listener.release_parser(parser)
 
     def abort(self) -> None:
         """Drop the connection at once (a response could not be completed)."""
@@ -552,7 +564,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._queue and self._parser.idle
+        return not self._busy and not self._queue and (self._parser is None or self._parser.idle)
 
 
 class _Drain:
