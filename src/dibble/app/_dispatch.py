@@ -131,7 +131,10 @@ class Dispatcher:
                 return
             finally:
                 current_request.reset(token)
-            self._respond(request, result)
+            try:
+                self._render(request, result)
+            except Exception as exc:
+                self._fail(request, exc)
         elif route.mode == ASYNC:
             token = current_request.set(request)
             try:

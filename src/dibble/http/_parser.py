@@ -51,12 +51,13 @@ END_OF_MESSAGE: Final = _EndOfMessage()
 
 Event = RequestHead | bytes | _EndOfMessage | ProtocolError
 
+# HttpParserUpgrade is not an HttpParserError.
+_PARSER_ERRORS: Final = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
 # States of the parser between two feeds.
 _IDLE: Final = 0
 _HEAD: Final = 1
 _BODY: Final = 2
-
-_OWS: Final = (b" ", b"\t")
 
 # Larger input is parsed in slices of this size, so the bytes of a header
 # line still being received are counted at least once per slice.
@@ -168,62 +169,77 @@ class RequestParser:
             return []
         events: list[Event] = []
         self._events = events
-        if len(data) <= _SLICE:
-            self._feed(data)
-            self._events = _NO_EVENTS  # hold no request once it is handed over
-            return events
+        if len(data) > _SLICE:
+            self._feed_slices(data)
+        else:
+            # _feed(), inlined for the common small read.
+            self._head_touched = False
+            try:
+                self._parser.feed_data(data)
+            except _PARSER_ERRORS as exc:
+                self._translate(exc)
+            else:
+                if self._state == _HEAD:
+                    self._count_pending(len(data))
+        self._events = _NO_EVENTS  # hold no request once it is handed over
+        return events
+
+    def _feed_slices(self, data: bytes) -> None:
         view = memoryview(data)
         start = 0
         while start < len(data) and not self.failed:  # a property: set by _feed
             # Body bytes go in large slices; anything that may hold a head in
             # small ones, so a header line that never ends is caught within
-            # a slice of the limit (see _feed).
+            # a slice of the limit (see _count_pending).
             step = _SLICE if self._state == _BODY else _HEAD_SLICE
             self._feed(view[start : start + step])
             start += step
-        self._events = _NO_EVENTS
-        return events
 
-    def _feed(self, data: bytes | memoryview) -> list[Event]:
-        events = self._events
+    def _feed(self, data: memoryview) -> None:
         self._head_touched = False
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except _PARSER_ERRORS as exc:
+            self._translate(exc)
+        else:
+            if self._state == _HEAD:
+                self._count_pending(len(data))
+
+    def _translate(self, exc: Exception) -> None:
+        """Turn an httptools error into the ProtocolError event (or a bug)."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
             # The upgrade request itself is complete (see the module notes).
             self._failed = True
-            return events
-        except httptools.HttpParserCallbackError as exc:
+        elif isinstance(exc, httptools.HttpParserCallbackError):
             cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                return self._fail(cause)
-            raise  # a bug in this module, not bad input
-        except httptools.HttpParserInvalidMethodError:
-            return self._fail(ProtocolError("malformed request line: unknown method"))
-        except httptools.HttpParserInvalidURLError:
-            return self._fail(ProtocolError("malformed request target"))
-        except httptools.HttpParserError as exc:
-            return self._fail(ProtocolError(f"malformed request: {_reason(exc)}"))
-        if self._state == _HEAD:
-            # A chunk that neither began a request nor completed a header line
-            # is all head bytes that httptools is holding for us; count it so a
-            # never-ending header value cannot grow without bound.
-            if self._head_touched:
-                self._head_pending = 0
-            else:
-                self._head_pending += len(data)
-                if self._head_bytes + self._head_pending > self._max_header_bytes:
-                    return self._fail(HeadersTooLarge("request header fields too large"))
-        return events
+            if not isinstance(cause, ProtocolError):
+                raise exc  # a bug in this module, not bad input
+            self._fail(cause)
+        elif isinstance(exc, httptools.HttpParserInvalidMethodError):
+            self._fail(ProtocolError("malformed request line: unknown method"))
+        elif isinstance(exc, httptools.HttpParserInvalidURLError):
+            self._fail(ProtocolError("malformed request target"))
+        else:
+            self._fail(ProtocolError(f"malformed request: {_reason(exc)}"))
+
+    def _count_pending(self, size: int) -> None:
+        # A chunk that neither began a request nor completed a header line is
+        # all head bytes that httptools is holding for us; count it so a
+        # never-ending header value cannot grow without bound.
+        if self._head_touched:
+            self._head_pending = 0
+        else:
+            self._head_pending += size
+            if self._head_bytes + self._head_pending > self._max_header_bytes:
+                self._fail(HeadersTooLarge("request header fields too large"))
 
     def stop(self) -> None:
         """Parse nothing more: the caller refused the request in progress."""
         self._failed = True
 
-    def _fail(self, error: ProtocolError) -> list[Event]:
+    def _fail(self, error: ProtocolError) -> None:
         self._failed = True
         self._events.append(error)
-        return self._events
 
     # httptools callbacks.  Raising ProtocolError here aborts the parse; feed()
     # finds it as the context of httptools' own callback error.  They run for
@@ -260,8 +276,8 @@ class RequestParser:
             )
         if self._state != _HEAD:
             return  # a chunked trailer field: counted, then ignored
-        if value[-1:] in _OWS:
-            value = value.rstrip(b" \t")  # RFC 9112 §5: not part of the value
+        if value and (value[-1] == 32 or value[-1] == 9):
+            value = value.rstrip(b" \t")  # RFC 9112 §5: trailing OWS is not part of it
         name = name.lower()
         if name in _FRAMING_FIELDS:
             self._framing_field(name, value)

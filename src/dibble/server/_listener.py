@@ -20,9 +20,6 @@ from ._protocol import _NONE, Application, HTTPProtocol
 
 error_log: Final = logging.getLogger("dibble.error")
 
-# Parsers kept for reuse; more are made when more connections are busy at once.
-_POOL_SIZE: Final = 1024
-
 
 class Listener:
     """Accept connections for ``app`` on the address in ``config``."""
@@ -53,20 +50,16 @@ class Listener:
             1.0, config.keep_alive_timeout / 4, config.header_timeout / 4, config.body_timeout / 4
         )
         self._all_closed: asyncio.Event | None = None
-        self._parsers: list[RequestParser] = []
+        #: Idle parsers, lent to connections while they read or answer a
+        #: request.  A connection holds at most one, so the pool never grows
+        #: past the number of connections busy at the same time.
+        self.parsers: list[RequestParser] = []
 
-    def take_parser(self) -> RequestParser:
-        """A parser for a connection that has bytes to parse."""
-        if self._parsers:
-            return self._parsers.pop()
+    def new_parser(self) -> RequestParser:
+        """A parser for a connection with bytes to parse when the pool is empty."""
         return RequestParser(
             self.config.limits, head_factory=self.app.new_head, body_limit=self.app.body_limit
         )
-
-    def release_parser(self, parser: RequestParser) -> None:
-        """Take back the parser of a connection that is idle between requests."""
-        if parser.idle and not parser.failed and len(self._parsers) < _POOL_SIZE:
-            self._parsers.append(parser)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:

@@ -239,7 +239,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         parser = self._parser
         if parser is None:
-            parser = self._parser = self._listener.take_parser()
+            pool = self._listener.parsers
+            parser = self._parser = pool.pop() if pool else self._listener.new_parser()
         try:
             events = parser.feed(data)
         except Exception:
@@ -319,9 +320,9 @@ class HTTPProtocol(asyncio.Protocol):
             # connection open: only a response restarts the idle clock.
             if self.deadline_kind != _IDLE or self.requests_served != served:
                 self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
-            if not self._queue:
+            if not self._queue and not parser.failed:
                 self._parser = None
-                self._listener.release_parser(parser)
+                self._listener.parsers.append(parser)
         else:
             self.deadline_kind = _NONE
 
@@ -502,9 +503,9 @@ class HTTPProtocol(asyncio.Protocol):
         parser = self._parser
         if not self._busy and not self.closed and (parser is None or parser.idle):
             self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
-            if parser is not None and not self._queue:
+            if parser is not None and not self._queue and not parser.failed:
                 self._parser = None
-                self._listener.release_parser(parser)
+                self._listener.parsers.append(parser)
 
     def abort(self) -> None:
         """Drop the connection at once (a response could not be completed)."""
