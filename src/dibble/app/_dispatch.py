@@ -259,17 +259,15 @@ class Dispatcher:
         else:
             connection = CLOSE_FIELD
         size = len(body)
-        transport = conn.transport
-        if transport is not None and not conn.closed:
-            if request.method == "HEAD":
-                transport.write(_OK_HEAD % (type_field, size, connection, conn.date_field))
-            elif size < 65536:
-                transport.write(
-                    _OK_RESPONSE % (type_field, size, connection, conn.date_field, body)
-                )
-            else:
-                transport.write(_OK_HEAD % (type_field, size, connection, conn.date_field))
-                transport.write(body)
+        if request.method == "HEAD":
+            data = _OK_HEAD % (type_field, size, connection, conn.date_field)
+        else:
+            data = _OK_RESPONSE % (type_field, size, connection, conn.date_field, body)
+        out = conn.out
+        if out is not None:
+            out.append(data)
+        else:
+            conn.write(data)
         conn.finish(200, size, keep)
 
     def _send_response(

@@ -124,10 +124,10 @@ class ResponseWriter:
             return _DONE
         data = self._stream_bytes(conn)
         if not self.threaded:
-            conn.write(data)
+            conn.send_now(data)
             return conn.drain()
         loop = conn.loop
-        loop.call_soon_threadsafe(conn.write, data)
+        loop.call_soon_threadsafe(conn.send_now, data)
         if conn.write_paused:
             # A worker thread may block: wait here until the client catches up.
             asyncio.run_coroutine_threadsafe(_wait_drain(conn), loop).result()

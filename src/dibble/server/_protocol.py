@@ -126,6 +126,7 @@ class HTTPProtocol(asyncio.Protocol):
         "deadline",
         "deadline_kind",
         "loop",
+        "out",
         "requests_served",
         "tls",
         "transport",
@@ -141,6 +142,8 @@ class HTTPProtocol(asyncio.Protocol):
         # callbacks), which is most of what it would otherwise cost.
         self._parser: RequestParser | None = None
         self.transport: asyncio.Transport | None = None
+        #: Output collected while a read is processed (see ``write``).
+        self.out: list[bytes] | None = None
         self.client: tuple[str, int] | None = None
         self.tls = False
         self._queue: deque[tuple[RequestHead, bytes] | ProtocolError] | None = None
@@ -252,6 +255,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         served = self.requests_served
         self._receiving = True
+        self.out = []
         try:
             for event in events:
                 if event is END_OF_MESSAGE:
@@ -304,6 +308,8 @@ class HTTPProtocol(asyncio.Protocol):
                     return
         finally:
             self._receiving = False
+            self._flush_out()
+            self.out = None
         if self._queue or self.closing or self._eof:
             self._run_queue()
         if self._gone():
@@ -430,7 +436,7 @@ class HTTPProtocol(asyncio.Protocol):
             and self.transport is not None
         ):
             self._continue_pending = False
-            self.transport.write(CONTINUE)
+            self.send_now(CONTINUE)
 
     # --- flow control --------------------------------------------------------
 
@@ -473,10 +479,33 @@ class HTTPProtocol(asyncio.Protocol):
         return self._write_paused
 
     def write(self, data: bytes) -> None:
-        """Send bytes of the current response; dropped if the client is gone."""
+        """Send bytes of the current response; dropped if the client is gone.
+
+        While a read is being processed, writes are collected and sent as one
+        when it is done, so sixteen pipelined requests cost one send, not
+        sixteen.
+        """
+        out = self.out
+        if out is not None:
+            out.append(data)
+            return
         transport = self.transport
         if transport is not None and not self.closed:
             transport.write(data)
+
+    def send_now(self, data: bytes) -> None:
+        """Send ``data`` (after anything collected) at once: ``flush()`` semantics."""
+        self.write(data)
+        self._flush_out()
+
+    def _flush_out(self) -> None:
+        out = self.out
+        if not out:
+            return
+        self.out = []
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def drain(self) -> _Drain:
         """An awaitable that waits until the client has read enough of our output."""
@@ -517,6 +546,7 @@ class HTTPProtocol(asyncio.Protocol):
     # --- closing, errors, timeouts -------------------------------------------
 
     def _close(self) -> None:
+        self._flush_out()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         self.deadline_kind = _NONE
@@ -527,7 +557,8 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        transport.write(_canned(status, error.message, self.date_field))
+        self.write(_canned(status, error.message, self.date_field))
+        self._flush_out()
         if self._listener.access_log:
             log_access(self.client, self._parsing, status, 0)
         # Close gently: stop sending, then read and discard what the client
