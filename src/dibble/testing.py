@@ -184,6 +184,8 @@ class TestClient:
 
     Requests share one keep-alive connection until the server closes it,
     then a new one is made.  Test mode is on unless ``test_mode=False``.
+    With ``cookies=True`` it keeps the cookies responses set, as a browser
+    would, and sends them with later requests (``client.cookies``).
     """
 
     __test__ = False
@@ -192,9 +194,12 @@ class TestClient:
         self,
         *targets: Plugin | HTTPServer,
         test_mode: bool = True,
+        cookies: bool = False,
         **settings: Any,
     ) -> None:
         self.context = Context()
+        #: The cookie jar (name -> value) when ``cookies=True``, else None.
+        self.cookies: dict[str, str] | None = {} if cookies else None
         servers = [t for t in targets if isinstance(t, HTTPServer)]
         plugins = [t for t in targets if isinstance(t, Plugin)]
         if servers and plugins:
@@ -313,9 +318,14 @@ class TestClient:
             fields.append(("Content-Type", "application/json"))
         if body is not None:
             fields.append(("Content-Length", str(len(body))))
+        jar = self.cookies
+        if jar and not any(k.lower() == "cookie" for k, _ in fields):
+            fields.append(("Cookie", "; ".join(f"{k}={v}" for k, v in jar.items())))
         head = f"{method} {path} HTTP/{version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields)
         raw = head.encode("latin-1") + b"\r\n" + (body or b"")
         (response,) = self.send_raw(raw, methods=[method])
+        if jar is not None:
+            _keep_cookies(jar, response)
         return response
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
@@ -348,3 +358,22 @@ class TestClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keep_cookies(jar: dict[str, str], response: TestResponse) -> None:
+    """Update ``jar`` from a response's ``Set-Cookie`` fields (one host, any path)."""
+    for name, value in response.header_list:
+        if name != "set-cookie":
+            continue
+        pair, *attributes = value.split(";")
+        key, _, text = pair.strip().partition("=")
+        gone = any(
+            a.strip().lower().startswith("max-age=")
+            and a.strip()[8:].lstrip("-").isdigit()
+            and int(a.strip()[8:]) <= 0
+            for a in attributes
+        )
+        if gone:
+            jar.pop(key, None)
+        else:
+            jar[key] = text

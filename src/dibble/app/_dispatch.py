@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from ..http import RequestHead, status_line
 from ..server import BodySink, ClientDisconnected, HTTPProtocol, ServerConfig
+from ..uploads import Uploads
 from ._errors import HTTPError
 from ._pages import error_page
 from ._plugin import current_request
@@ -43,7 +44,7 @@ from ._render import (
 )
 from ._request import Request
 from ._response import Response, encode_json
-from ._routing import ASYNC, INLINE, Route, Router
+from ._routing import ASYNC, INLINE, PREPARED, Route, Router
 
 error_log: Final = logging.getLogger("dibble.error")
 
@@ -69,6 +70,8 @@ class Dispatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._warned_slow: set[str] = set()
         self._filters: list[Callable[[socket.socket], bool]] = []
+        #: Which request bodies stream to files, with what limits (set by HTTPServer).
+        self.uploads = Uploads()
         self.refresh()
 
     def refresh(self) -> None:
@@ -96,8 +99,15 @@ class Dispatcher:
         return route.max_body
 
     def body_sink(self, head: RequestHead, conn: HTTPProtocol) -> BodySink | None:
-        # Every body is buffered for now; streaming uploads plug in here.
-        return None
+        # Forms and file uploads stream to temporary files; other bodies are
+        # buffered.  The sink stays with the request, which frees its files.
+        assert isinstance(head, Request)
+        route = head.route
+        sink = self.uploads.sink_for(
+            head, conn, route.func if route else None, route.plugin if route else None
+        )
+        head.form = sink
+        return sink
 
     @property
     def filters_connections(self) -> bool:
@@ -110,7 +120,8 @@ class Dispatcher:
         request: Request = head  # type: ignore[assignment]
         request.body = body
         request.conn = conn
-        request.client = conn.client
+        if request.client is None:  # else the forwarded client (GatedDispatcher) is kept
+            request.client = conn.client
         request.tls = conn.tls
         route = request.route
         assert route is not None
@@ -135,11 +146,19 @@ class Dispatcher:
                 self._render(request, result)
             except Exception as exc:
                 self._fail(request, exc)
+            if request.form is not None:
+                request.form.close()  # as in _respond()
         elif route.mode == ASYNC:
             token = current_request.set(request)
             try:
                 # The request keeps its task alive (the loop holds tasks weakly).
                 request.task = _start_task(conn.loop, self._run_async(request, route))
+            finally:
+                current_request.reset(token)
+        elif route.mode == PREPARED:
+            token = current_request.set(request)
+            try:
+                request.task = _start_task(conn.loop, self._run_prepared(request, route))
             finally:
                 current_request.reset(token)
         else:
@@ -159,6 +178,27 @@ class Dispatcher:
             return
         self._respond(request, result)
 
+    async def _run_prepared(self, request: Request, route: Route) -> None:
+        preparation = route.preparation
+        assert preparation is not None
+        try:
+            waiting = preparation.before(request)
+            if waiting is not None:
+                await waiting
+            args, kwargs = _bind(request, route)
+            result = route.func(*args, **kwargs)
+            if route.prepared_mode == ASYNC:
+                result = await result
+            waiting = preparation.after(request)
+            if waiting is not None:
+                await waiting
+        except BaseException as exc:
+            self._fail(request, exc)
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                raise
+            return
+        self._respond(request, result)
+
     def _run_in_thread(self, request: Request, route: Route) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
@@ -169,7 +209,12 @@ class Dispatcher:
 
         def call() -> Any:
             args, kwargs = _bind(request, route)
-            return route.func(*args, **kwargs)
+            result = route.func(*args, **kwargs)
+            writer = request.writer
+            if writer is not None and writer.head_hooks is not None:
+                # In this thread, so that a session store's I/O stays off the loop.
+                result = writer.run_head_hooks(result)
+            return result
 
         future = self._executor.submit(context.run, call)
         loop = request.conn.loop if request.conn else asyncio.get_running_loop()
@@ -203,12 +248,17 @@ class Dispatcher:
             # Rendering fails before anything is written (encoding, JSON,
             # header checks all come first), so an error page can still go out.
             self._fail(request, exc)
+        if request.form is not None:
+            request.form.close()  # the request's temporary upload files go now
 
     def _render(self, request: Request, result: Any) -> None:
         conn = request.conn
         assert conn is not None
         keep_alive = request.keep_alive and not conn.closing
         writer = request.writer
+        if writer is not None and writer.head_hooks is not None:
+            # Sessions save here and add their fields (Set-Cookie, Vary).
+            result = writer.run_head_hooks(result)
         if writer is not None and writer.started:
             if result is not None:
                 raise TypeError(
@@ -243,6 +293,9 @@ class Dispatcher:
             self._send_response(request, conn, result, keep_alive)
         elif result is None:
             self._send_response(request, conn, Response(b"", 204), keep_alive)
+        elif hasattr(kind, "__dibble_send__"):
+            # A response that sends itself (a file: ranges, sendfile, streaming).
+            result.__dibble_send__(request, conn, keep_alive)
         else:
             raise TypeError(
                 f"a methlet returned {type(result).__name__}; return str, bytes, "
@@ -306,6 +359,8 @@ class Dispatcher:
         conn = request.conn
         assert conn is not None
         writer = request.writer
+        if request.form is not None:
+            request.form.close()
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             # A "shutdown" page: send what it wrote, then stop the server.
             conn.closing = True
@@ -395,7 +450,11 @@ def _bind(request: Request, route: Route) -> tuple[list[Any], dict[str, Any]]:
     if route.unknown:
         return [request.path, request.params], {}
     binder = route.binder
-    return binder.bind(route.segments, request.params if binder.needs_params else {})
+    fields = request.params if binder.needs_params else {}
+    if request.form is not None and request.form.files and binder.needs_params:
+        # Uploaded files bind like fields: ``Upload`` parameters and ``**params``.
+        fields = {**fields, **request.form.files}  # type: ignore[dict-item]
+    return binder.bind(route.segments, fields)
 
 
 def _describe(request: Request) -> str:

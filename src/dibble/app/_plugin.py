@@ -12,11 +12,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
 from ._errors import HTTPError
 from ._request import Request
 from ._writer import ResponseWriter
+
+if TYPE_CHECKING:
+    from ..sessions import Session
+    from ._routing import Guard
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +33,20 @@ def get_request() -> Request:
         return current_request.get()
     except LookupError:
         raise RuntimeError("no request is being answered in this context") from None
+
+
+_SESSION_FOR: Callable[[Request, Any], Session] | None = None
+
+
+def _session_for() -> Callable[[Request, Any], Session]:
+    # Sessions are a feature built on this layer: imported on first use, and
+    # the function kept, since an import statement costs a little every time.
+    global _SESSION_FOR
+    if _SESSION_FOR is None:
+        from ..sessions import session_for
+
+        _SESSION_FOR = session_for
+    return _SESSION_FOR
 
 
 def blocking(func: F) -> F:
@@ -59,6 +77,13 @@ class Plugin:
 
     blocking: ClassVar[bool] = False
     max_body_size: ClassVar[int | None] = None
+    #: The name this plugin's session data is kept under (default: module.Class).
+    session_service: ClassVar[str | None] = None
+    #: How long this plugin's session data lives unused, in seconds (None: the pool's).
+    session_lifetime: ClassVar[float | None] = None
+    #: HTTP authentication for every methlet (``dibble.auth.HTTPAuth``); None
+    #: uses the server's, False none.
+    http_auth: Guard | Literal[False] | None = None
 
     #: Attribute names that look like methlets but are dibble's own API.
     _not_methlets: ClassVar[frozenset[str]] = frozenset()
@@ -70,6 +95,29 @@ class Plugin:
 
     def _writer(self) -> ResponseWriter:
         return ResponseWriter.of(get_request())
+
+    @property
+    def session(self) -> Session:
+        """This plugin's data in the client's session: a dict of JSON values.
+
+        Loaded the first time a request reads it, saved (if changed) when the
+        response head goes out; see docs/sessions.md.
+        """
+        return _session_for()(get_request(), self)
+
+    def get_user_session(self) -> Session:
+        """``self.session`` (the Astro-WISE name)."""
+        return self.session
+
+    def set_user_session(self, data: Mapping[str, Any]) -> None:
+        """Make this plugin's session data exactly ``data``."""
+        self.session.replace(data)
+
+    def session_expired(self, data: dict[str, Any]) -> None:
+        """Override to clean up after a session: called with this plugin's data of a
+        session that expired (by the periodic cleanup, in a worker thread)."""
+
+    session_expired.__dibble_default__ = True  # type: ignore[attr-defined]
 
     def write_ok_headers(
         self,

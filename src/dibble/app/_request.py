@@ -7,14 +7,16 @@ added.  Parameters and cookies are parsed on first use only.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ..cookies import parse_cookies
 from ..http import Headers, RequestHead
 from ._errors import HTTPError
 
 if TYPE_CHECKING:
     from ..server import HTTPProtocol
+    from ..uploads import FormSink, Upload
     from ._routing import Route
     from ._writer import ResponseWriter
 
@@ -27,13 +29,24 @@ MAX_FIELDS = 1000
 class Request(RequestHead):
     """One HTTP request, as seen by the application."""
 
+    #: ``perf_counter()`` when the request reached the application; set only
+    #: while the performance log is on (read with a default otherwise).
+    started: float
+    #: The request's sessions (``dibble.sessions.RequestSessions``); set only
+    #: when a methlet first reads a session (read with a default otherwise).
+    session_state: Any
+
     __slots__ = (
         "_cookies",
         "_params",
+        "_remote_user",
         "body",
         "client",
         "conn",
+        "form",
         "route",
+        "session_state",
+        "started",
         "task",
         "tls",
         "writer",
@@ -65,6 +78,18 @@ class Request(RequestHead):
         self.task: asyncio.Task[None] | None = None
         self._params: dict[str, list[str]] | None = None
         self._cookies: dict[str, str] | None = None
+        #: The streamed body's fields and files (multipart or raw uploads).
+        self.form: FormSink | None = None
+
+    @property
+    def remote_user(self) -> str | None:
+        """The user HTTP authentication (Basic or Digest) verified, if any."""
+        user: str | None = getattr(self, "_remote_user", None)
+        return user
+
+    @remote_user.setter
+    def remote_user(self, name: str | None) -> None:
+        self._remote_user = name
 
     @property
     def scheme(self) -> str:
@@ -97,7 +122,15 @@ class Request(RequestHead):
             except UnicodeDecodeError:
                 raise HTTPError(400, "form body is not valid UTF-8") from None
             _add_fields(params, form)
+        if self.form is not None:
+            for key, value in self.form.fields:
+                params.setdefault(key, []).append(value)
         return params
+
+    @property
+    def files(self) -> dict[str, list[Upload]]:
+        """Uploaded files by form field name (a raw body streamed to a file is ``"body"``)."""
+        return self.form.files if self.form is not None else {}
 
     def _content_type(self) -> str:
         for name, value in self.raw_headers:
@@ -109,18 +142,8 @@ class Request(RequestHead):
     def cookies(self) -> dict[str, str]:
         """Request cookies by name (the first of duplicates wins, as browsers send)."""
         if self._cookies is None:
-            cookies: dict[str, str] = {}
-            for name, value in self.raw_headers:
-                if name == b"cookie":
-                    for pair in value.decode("latin-1").split(";"):
-                        key, sep, val = pair.partition("=")
-                        key = key.strip()
-                        if sep and key and key not in cookies:
-                            val = val.strip()
-                            if len(val) >= 2 and val[0] == val[-1] == '"':
-                                val = val[1:-1]
-                            cookies[key] = val
-            self._cookies = cookies
+            # Malformed, nameless and oversized pairs are skipped, never an error.
+            self._cookies = parse_cookies(v for n, v in self.raw_headers if n == b"cookie")
         return self._cookies
 
 

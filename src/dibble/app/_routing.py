@@ -10,24 +10,56 @@ digits are ever exposed, and none that dibble's own base classes define.
 Plugins can be mounted under a prefix; the longest matching prefix wins, and
 its plugins are searched in registration order.  Resolved routes are cached
 by raw path, so the common request costs one dictionary lookup.
+
+Services (``/info`` served by a ``dibble.Page`` class, say) use the same
+core: a service is a mount whose prefix is its URL name, holding either
+plugins or one ``Endpoint``, a callable that answers the whole URL name
+itself.  The router knows nothing of pages; ``Page.as_endpoint`` makes the
+endpoint.  ``default_service`` makes ``/`` answer what ``/<name>`` answers.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import mimetypes
 import re
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast
 from urllib.parse import unquote
 
 from ._params import Binder
-from ._plugin import Plugin
+from ._plugin import Plugin, get_request
 from ._render import HTML_FIELD, content_type_field
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+#: Checks a request before its methlet runs; raises ``HTTPError`` to refuse it
+#: (HTTP authentication: ``dibble.auth.HTTPAuth``).
+Guard: TypeAlias = Callable[["Request"], None]
 
 INLINE: Final = 0
 ASYNC: Final = 1
 THREAD: Final = 2
+#: An inline or async route that a feature prepares and finishes with async
+#: steps around the methlet (sessions loaded and saved in batches).
+PREPARED: Final = 3
+
+
+class Preparation(Protocol):
+    """Async steps around a methlet: ``before`` it runs and ``after`` it returns.
+
+    Either may return None when there is nothing to wait for.  A feature
+    that batches I/O over concurrent requests (the session pool) attaches
+    one to a route with ``Route.prepare``.
+    """
+
+    def before(self, request: Request) -> Awaitable[None] | None: ...
+
+    def after(self, request: Request) -> Awaitable[None] | None: ...
+
 
 _METHLET_NAME: Final = re.compile(r"on[A-Z][A-Za-z0-9]*")
 _WORD_BREAK: Final = re.compile(r"[.\-_]")
@@ -46,6 +78,8 @@ class Route:
         "mode",
         "name",
         "plugin",
+        "preparation",
+        "prepared_mode",
         "segments",
         "str_type",
         "unknown",
@@ -61,6 +95,7 @@ class Route:
         max_body: int,
         path: str,
         unknown: bool = False,
+        name: str | None = None,
     ) -> None:
         self.plugin = plugin
         self.func = func
@@ -69,8 +104,24 @@ class Route:
         self.mode = mode
         self.max_body = max_body
         self.unknown = unknown
-        self.name = f"{type(plugin).__name__}.{getattr(func, '__name__', '?')}"
+        self.name = name or f"{type(plugin).__name__}.{getattr(func, '__name__', '?')}"
         self.str_type, self.bytes_type = _default_types(path)
+        #: See ``prepare``; the mode the route had before.
+        self.preparation: Preparation | None = None
+        self.prepared_mode = mode
+
+    def prepare(self, preparation: Preparation) -> bool:
+        """Run this route's methlet between ``preparation``'s steps from now on.
+
+        Only inline and async routes can be prepared (a thread-pool methlet
+        does its I/O in its thread); returns whether this one was.
+        """
+        if self.mode not in (INLINE, ASYNC) or self.unknown:
+            return self.preparation is preparation
+        self.preparation = preparation
+        self.prepared_mode = self.mode
+        self.mode = PREPARED
+        return True
 
     def __repr__(self) -> str:
         return f"<Route {self.name} {self.segments!r}>"
@@ -97,12 +148,30 @@ def _default_types(path: str) -> tuple[bytes, bytes]:
     return HTML_FIELD, _OCTET_STREAM
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A callable that answers every request for one URL name (a service).
+
+    ``func`` is called with no arguments (the request is ``get_request()``),
+    or with the further path segments when ``subpaths`` is true.  ``mode``
+    is ``INLINE``, ``ASYNC`` (``func`` is a coroutine function) or
+    ``THREAD``; ``max_body`` None means the server's limit.
+    """
+
+    func: Callable[..., Any]
+    name: str
+    mode: int = INLINE
+    max_body: int | None = None
+    subpaths: bool = False
+
+
 class _Mount:
-    __slots__ = ("plugins", "prefix")
+    __slots__ = ("endpoint", "plugins", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.plugins: list[Plugin] = []
+        self.endpoint: Endpoint | None = None
 
 
 class Router:
@@ -112,24 +181,56 @@ class Router:
         self.default_max_body = default_max_body
         self._mounts: list[_Mount] = []
         self._binders: dict[Any, Binder] = {}
+        #: The service ``/`` answers, when not empty.
+        self.default_service = ""
         #: Resolved routes by raw path; the dispatcher reads it directly.
         self.cache: dict[bytes, Route] = {}
+        #: The server's guard (HTTP authentication), for every route whose
+        #: plugin or methlet does not name its own.
+        self.guard: Guard | None = None
 
     @property
     def plugins(self) -> list[Plugin]:
         return [p for m in self._mounts for p in m.plugins]
 
+    def _mount(self, prefix: str) -> _Mount:
+        for mount in self._mounts:
+            if mount.prefix == prefix:
+                return mount
+        mount = _Mount(prefix)
+        self._mounts.append(mount)
+        self._mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        return mount
+
+    @property
+    def services(self) -> list[str]:
+        """The URL names something is mounted at (prefixes of one segment)."""
+        return [m.prefix[1:] for m in self._mounts if m.prefix.count("/") == 1]
+
+    def register_endpoint(self, name: str, endpoint: Endpoint) -> None:
+        """Let ``endpoint`` answer ``/name`` (and below it, if it takes subpaths)."""
+        prefix = "/" + name.strip("/")
+        if prefix == "/":
+            raise ValueError("an endpoint needs a URL name; use default_service for /")
+        mount = self._mount(prefix)
+        if mount.plugins or mount.endpoint is not None:
+            raise ValueError(f"something is already served at {prefix}")
+        self._binder(endpoint.func)
+        mount.endpoint = endpoint
+        self.cache.clear()
+
+    def set_default_service(self, name: str) -> None:
+        """Make ``/`` answer what ``/name`` answers ("" to undo)."""
+        self.default_service = name.strip("/")
+        self.cache.clear()
+
     def register(self, plugin: Plugin, prefix: str = "") -> None:
         if not isinstance(plugin, Plugin):
             raise TypeError(f"{plugin!r} is not a dibble.Plugin instance")
         prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        for mount in self._mounts:
-            if mount.prefix == prefix:
-                break
-        else:
-            mount = _Mount(prefix)
-            self._mounts.append(mount)
-            self._mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        mount = self._mount(prefix)
+        if mount.endpoint is not None:
+            raise ValueError(f"a service is already served at {prefix}")
         mount.plugins.append(plugin)
         # Check every methlet's signature now, so a bad annotation fails at
         # start-up rather than on the first request that reaches it.
@@ -162,6 +263,8 @@ class Router:
     def _resolve(self, path: str) -> Route:
         # ``path`` is still percent-encoded: it is split into segments first and
         # each segment decoded after, so an encoded "/" stays inside its segment.
+        if self.default_service and path == "/":
+            path = "/" + self.default_service
         mount = None
         rest = path
         for candidate in self._mounts:
@@ -174,6 +277,23 @@ class Router:
             return self._unknown(self._mounts[-1] if self._mounts else None, _decode(path))
         stripped = rest.strip("/")
         parts = [_decode(p) for p in stripped.split("/")] if stripped else [""]
+        endpoint = mount.endpoint
+        if endpoint is not None:
+            segments = tuple(parts) if stripped else ()
+            if segments and not endpoint.subpaths:
+                return self._unknown(mount, _decode(path))
+            handler = endpoint.func
+            max_body = self.default_max_body if endpoint.max_body is None else endpoint.max_body
+            return Route(
+                _NOWHERE,
+                self._guarded(None, handler),
+                self._binder(handler),
+                segments,
+                endpoint.mode,
+                max_body,
+                path,
+                name=endpoint.name,
+            )
         name = methlet_name(parts[0])
         segments = tuple(parts[1:])
         if name is not None:
@@ -188,7 +308,7 @@ class Router:
                     continue
                 return Route(
                     plugin,
-                    func,
+                    self._guarded(plugin, func),
                     binder,
                     segments,
                     _mode(plugin, func),
@@ -202,7 +322,7 @@ class Router:
         func = plugin.on_unknown
         return Route(
             plugin,
-            func,
+            self._guarded(None, func),
             _UNKNOWN_BINDER,
             (),
             _mode(plugin, func),
@@ -210,6 +330,25 @@ class Router:
             path,
             unknown=True,
         )
+
+    def _guarded(self, plugin: Plugin | None, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func``, behind the guard its methlet, its plugin or the server names.
+
+        The most specific wins: a methlet's ``__dibble_http_auth__`` (None: no
+        guard), then the plugin's ``http_auth`` (None: the server's; False:
+        none), then the server's.  Resolved once per route, so an unguarded
+        methlet is called as it is.
+        """
+        guard = getattr(func, "__dibble_http_auth__", _INHERIT)
+        if guard is _INHERIT and plugin is not None:
+            guard = getattr(plugin, "http_auth", None)
+            if guard is None:
+                guard = _INHERIT
+        if guard is _INHERIT:
+            guard = self.guard
+        if not guard:
+            return func
+        return _with_guard(func, cast(Guard, guard))
 
     def _max_body(self, plugin: Plugin, func: Callable[..., Any]) -> int:
         size = getattr(func, "__dibble_max_body__", None)
@@ -229,6 +368,28 @@ def _mode(plugin: Plugin, func: Callable[..., Any]) -> int:
         return THREAD
     return INLINE
 
+
+def _with_guard(func: Callable[..., Any], guard: Guard) -> Callable[..., Any]:
+    # functools.wraps keeps the name, the signature (for binding) and the
+    # markers (blocking, max_body_size) of the methlet.
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            guard(get_request())
+            return await func(*args, **kwargs)
+
+        return guarded_async
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        guard(get_request())
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+_INHERIT: Final = object()
 
 _NOWHERE: Final = Plugin()
 

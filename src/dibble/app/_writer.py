@@ -12,12 +12,13 @@ methlet; bytes for the socket always go through the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..http import LAST_CHUNK, encode_chunk, encode_header_fields, status_line
 from ._pages import error_page
 from ._render import CLOSE_FIELD, HTML, connection_field, content_type_field, render_head
+from ._response import Response
 
 if TYPE_CHECKING:
     from ..server import HTTPProtocol
@@ -45,6 +46,7 @@ class ResponseWriter:
         "close_connection",
         "closed",
         "content_type",
+        "head_hooks",
         "headers",
         "request",
         "sent_bytes",
@@ -68,6 +70,9 @@ class ResponseWriter:
         self.closed = False
         self.close_connection = False
         self.sent_bytes = 0
+        #: Called with the response's header fields just before its head is
+        #: rendered, whichever way the methlet answers (see ``add_head_hook``).
+        self.head_hooks: list[Callable[[list[tuple[str, str]]], None]] | None = None
 
     @classmethod
     def of(cls, request: Request) -> ResponseWriter:
@@ -83,12 +88,21 @@ class ResponseWriter:
     # --- what methlets call ---------------------------------------------------
 
     def set_head(
-        self, status: int, content_type: str, extra_headers: Mapping[str, str] | None
+        self,
+        status: int,
+        content_type: str,
+        extra_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
     ) -> None:
         if self.streaming:
             raise RuntimeError("the response head was already sent")
         self._check_open()
-        headers = list(extra_headers.items()) if extra_headers else []
+        # Pairs, not only a mapping: a page may set several cookies.
+        if extra_headers is None:
+            headers = []
+        elif isinstance(extra_headers, Mapping):
+            headers = list(extra_headers.items())
+        else:
+            headers = list(extra_headers)
         # Refuse a bad status or a header that would split the response here,
         # inside the methlet, so it becomes an ordinary 500.
         status_line(status)
@@ -138,6 +152,38 @@ class ResponseWriter:
         self.close_connection = True
         self.closed = True
 
+    def add_head_hook(self, hook: Callable[[list[tuple[str, str]]], None]) -> None:
+        """Call ``hook(fields)`` once, just before the response head is rendered.
+
+        ``fields`` is the response's list of extra header fields; the hook may
+        add to it (sessions add ``Set-Cookie`` and ``Vary``) or raise (an
+        ``HTTPError`` replaces the response).  Hooks run after the methlet
+        returns (in its worker thread for a blocking methlet), or at its first
+        ``flush``; a methlet that raises runs none.
+        """
+        if self.head_hooks is None:
+            self.head_hooks = [hook]
+        else:
+            self.head_hooks.append(hook)
+
+    def run_head_hooks(self, result: Any) -> Any:
+        """Run the head hooks (once); ``result`` as a ``Response`` carrying their fields."""
+        hooks = self.head_hooks
+        if not hooks:
+            return result
+        self.head_hooks = None
+        if self.started:
+            for hook in hooks:
+                hook(self.headers)
+            return result
+        response = _as_response(result, self.request)
+        fields = response.headers if response is not None else []
+        for hook in hooks:
+            hook(fields)
+        # A result that sends itself (a file) keeps its own head; the hooks
+        # still ran, so their work (saving a session) is done.
+        return response if response is not None else result
+
     def _check_open(self) -> None:
         if self.closed:
             raise RuntimeError("the response was closed")
@@ -151,6 +197,8 @@ class ResponseWriter:
         chunked = request.version == "1.1"
         out = b""
         if not self.streaming:
+            if self.head_hooks:
+                self.run_head_hooks(None)
             self.streaming = True
             if not chunked:
                 self.close_connection = True
@@ -195,3 +243,23 @@ class ResponseWriter:
 
 async def _wait_drain(conn: HTTPProtocol) -> None:
     await conn.drain()
+
+
+def _as_response(result: Any, request: Request) -> Response | None:
+    """A methlet's return value as a new ``Response`` (None for what sends itself)."""
+    kind = type(result)
+    if isinstance(result, Response):
+        return Response(result.body, result.status, list(result.headers), result.content_type)
+    route = request.route
+    if kind is str or kind is bytes:
+        body = result.encode("utf-8") if kind is str else result
+        if route is None:
+            return Response(body, content_type=HTML)
+        field = route.str_type if kind is str else route.bytes_type
+        # The route keeps its type as a rendered "Content-Type: ...\r\n" field.
+        return Response(body, content_type=field[len(b"Content-Type: ") : -2].decode("latin-1"))
+    if kind is dict or kind is list:
+        return Response.json(result)
+    if result is None:
+        return Response(b"", 204)
+    return None

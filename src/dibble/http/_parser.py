@@ -188,10 +188,11 @@ class RequestParser:
         view = memoryview(data)
         start = 0
         while start < len(data) and not self.failed:  # a property: set by _feed
-            # Body bytes go in large slices; anything that may hold a head in
-            # small ones, so a header line that never ends is caught within
-            # a slice of the limit (see _count_pending).
-            step = _SLICE if self._state == _BODY else _HEAD_SLICE
+            # Body bytes go in one piece; anything that may hold a head in
+            # small slices, so a header line that never ends is caught within
+            # a slice of the limit (see _count_pending).  A head that follows
+            # a body within the same read is counted from the next read on.
+            step = len(data) if self._state == _BODY else _HEAD_SLICE
             self._feed(view[start : start + step])
             start += step
 

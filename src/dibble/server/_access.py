@@ -4,6 +4,11 @@ Whatever the client sent (request line, referer, user agent) is escaped, so a
 log line can never be forged or broken by a crafted request: quotes and
 backslashes are backslash-escaped, control and non-ASCII characters become
 ``\\xHH``.
+
+The client is the application's idea of it when it has one (a request that
+came through a trusted proxy carries the forwarded address as ``client``),
+and the same call writes the performance log line (``dibble.performance``:
+time per request) for requests the application timed (``started``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Final
 from ..http import RequestHead
 
 access_log: Final = logging.getLogger("dibble.access")
+performance_log: Final = logging.getLogger("dibble.performance")
 
 _ESCAPES: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0x100))}
 _ESCAPES[ord('"')] = '\\"'
@@ -52,6 +58,13 @@ def log_access(
     user: str | None = None,
 ) -> None:
     """Write one combined-format line to the ``dibble.access`` logger."""
+    if head is not None:
+        forwarded = getattr(head, "client", None)
+        if forwarded is not None:
+            client = forwarded
+        started = getattr(head, "started", None)
+        if started is not None:
+            _log_performance(client, head, status, started)
     if not access_log.isEnabledFor(logging.INFO):
         return
     host = client[0] if client else "-"
@@ -79,4 +92,22 @@ def log_access(
         size,
         referer,
         agent,
+    )
+
+
+def _log_performance(
+    client: tuple[str, int] | None, head: RequestHead, status: int, started: float
+) -> None:
+    if not performance_log.isEnabledFor(logging.INFO):
+        return
+    elapsed = time.perf_counter() - started
+    route = getattr(head, "route", None)
+    performance_log.info(
+        '%s [%s] "%s" %d %.2f ms %s',
+        client[0] if client else "-",
+        _clock.now(),
+        escape_log_text(f"{head.method} {head.target.decode('latin-1')} HTTP/{head.version}"),
+        status,
+        elapsed * 1000.0,
+        escape_log_text(str(getattr(route, "name", "-"))),
     )

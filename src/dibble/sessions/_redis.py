@@ -1,0 +1,504 @@
+"""``RedisStore``: sessions in Redis, shared by workers and machines.
+
+Layout, under a key prefix (``dibble:session:`` by default):
+
+* ``{prefix}i:{sid}`` -- a hash: ``started``, ``expires``, and a field
+  ``s:{service}`` for each service with data in the session;
+* ``{prefix}d:{sid}:{service}`` -- a hash: the values by key (JSON texts),
+  and the meta fields ``\\0started``, ``\\0modified``, ``\\0expires`` (no
+  session key may contain NUL, so they never clash);
+* ``{prefix}expiry`` -- a sorted set of every id and record by expiry time,
+  which cleanup walks.
+
+Every write is one Lua script, so it is atomic and one round trip; a load
+is one pipelined round trip.  Keys also get a Redis expiry a grace period
+(a day) after their own, so Redis frees them even if no cleanup ever runs
+(their cleanup hooks then never run either).  The scripts touch keys they
+derive from the id, which a single Redis server allows; Redis Cluster is
+not supported.
+
+Timeouts are short (2 s by default) and failures raise ``StoreError`` at
+once: a Redis server that is down or hung costs a request a 503, never a
+hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar
+
+from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, StoreError
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+
+#: Redis keeps a key this long after it expired, for cleanup to find it.
+GRACE_SECONDS: Final = 86400.0
+
+# Shared by the scripts: make the record current (emptied if expired or
+# cleared; ``started`` kept across a clear), then extend the record and the
+# id.  KEYS: id hash, record hash, expiry set.  ARGV[1] now, ARGV[2] expires,
+# ARGV[3] Redis expiry (ms), ARGV[4] id member, ARGV[5] record member,
+# ARGV[6] service, ARGV[7] "1" to clear.
+_PREPARE: Final = r"""
+local now = tonumber(ARGV[1])
+local idexp = redis.call('HGET', KEYS[1], 'expires')
+if not idexp or tonumber(idexp) <= now then return nil end
+local started = redis.call('HGET', KEYS[2], '\0started')
+local old = redis.call('HGET', KEYS[2], '\0expires')
+if not old or tonumber(old) <= now then started = false end
+if ARGV[7] == '1' or not started then redis.call('DEL', KEYS[2]) end
+if not started then
+  started = ARGV[1]
+  redis.call('HSET', KEYS[2], '\0modified', ARGV[1])
+end
+redis.call('HSET', KEYS[2], '\0started', started, '\0expires', ARGV[2])
+local function finish()
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+  redis.call('HSET', KEYS[1], 's:' .. ARGV[6], '1')
+  if tonumber(ARGV[2]) > tonumber(idexp) then
+    redis.call('HSET', KEYS[1], 'expires', ARGV[2])
+    redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+    redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+  end
+end
+"""
+
+# ARGV[8] "1" if anything changed, ARGV[9] number of keys set, then key,
+# value pairs, then the number of keys deleted, then those keys.
+_SAVE: Final = (
+    "local function run()\n"
+    + _PREPARE
+    + r"""
+if ARGV[8] == '1' then redis.call('HSET', KEYS[2], '\0modified', ARGV[1]) end
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local deleted = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, deleted do
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  i = i + 1
+end
+finish()
+return 1
+end
+return run()
+"""
+)
+
+# ARGV[8] the key, ARGV[9] the amount.  Returns {1, new value}, {2, the
+# value that is not an integer} or nil when the id is gone.
+_INCREMENT: Final = (
+    "local function run()\n"
+    + _PREPARE
+    + r"""
+local current = redis.call('HGET', KEYS[2], ARGV[8])
+if current and not string.match(current, '^%-?%d+$') then return {2, current} end
+redis.call('HINCRBY', KEYS[2], ARGV[8], ARGV[9])
+redis.call('HSET', KEYS[2], '\0modified', ARGV[1])
+finish()
+return {1, redis.call('HGET', KEYS[2], ARGV[8])}
+end
+return run()
+"""
+)
+
+# KEYS: old id, new id, expiry set.  ARGV: now, prefix, old sid, new sid.
+_RENAME: Final = r"""
+local idexp = redis.call('HGET', KEYS[1], 'expires')
+if not idexp or tonumber(idexp) <= tonumber(ARGV[1]) then return 0 end
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 's:' then
+    local service = string.sub(f, 3)
+    local from = ARGV[2] .. 'd:' .. ARGV[3] .. ':' .. service
+    local member = 'd\0' .. ARGV[3] .. '\0' .. service
+    local score = redis.call('ZSCORE', KEYS[3], member)
+    redis.call('ZREM', KEYS[3], member)
+    if redis.call('EXISTS', from) == 1 then
+      redis.call('RENAME', from, ARGV[2] .. 'd:' .. ARGV[4] .. ':' .. service)
+      if score then redis.call('ZADD', KEYS[3], score, 'd\0' .. ARGV[4] .. '\0' .. service) end
+    end
+  end
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], 'i\0' .. ARGV[3])
+redis.call('ZADD', KEYS[3], idexp, 'i\0' .. ARGV[4])
+return 1
+"""
+
+# KEYS: id, expiry set.  ARGV: prefix, sid.
+_DELETE: Final = r"""
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 's:' then
+    local service = string.sub(f, 3)
+    redis.call('DEL', ARGV[1] .. 'd:' .. ARGV[2] .. ':' .. service)
+    redis.call('ZREM', KEYS[2], 'd\0' .. ARGV[2] .. '\0' .. service)
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], 'i\0' .. ARGV[2])
+return 1
+"""
+
+# KEYS: expiry set.  ARGV: now, limit, prefix, and optionally a sid and a
+# service to take just that record.  Returns {sid, service, {field, value...}}...
+_TAKE: Final = r"""
+local now = tonumber(ARGV[1])
+local out = {}
+local function take(sid, service)
+  local key = ARGV[3] .. 'd:' .. sid .. ':' .. service
+  local data = redis.call('HGETALL', key)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], 'd\0' .. sid .. '\0' .. service)
+  redis.call('HDEL', ARGV[3] .. 'i:' .. sid, 's:' .. service)
+  if #data > 0 then table.insert(out, {sid, service, data}) end
+end
+local function record(sid, service, member)
+  local e = redis.call('HGET', ARGV[3] .. 'd:' .. sid .. ':' .. service, '\0expires')
+  if not e or tonumber(e) <= now then
+    take(sid, service)
+  elseif member then
+    redis.call('ZADD', KEYS[1], e, member)
+  end
+end
+if ARGV[4] then
+  record(ARGV[4], ARGV[5], false)
+  return out
+end
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
+  'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(members) do
+  if string.sub(m, 1, 1) == 'd' then
+    local sep = string.find(m, '\0', 3, true)
+    record(string.sub(m, 3, sep - 1), string.sub(m, sep + 1), m)
+  else
+    local sid = string.sub(m, 3)
+    local idkey = ARGV[3] .. 'i:' .. sid
+    local e = redis.call('HGET', idkey, 'expires')
+    if not e or tonumber(e) <= now then
+      for _, f in ipairs(redis.call('HKEYS', idkey)) do
+        if string.sub(f, 1, 2) == 's:' then take(sid, string.sub(f, 3)) end
+      end
+      redis.call('DEL', idkey)
+      redis.call('ZREM', KEYS[1], m)
+    else
+      redis.call('ZADD', KEYS[1], e, m)
+    end
+  end
+end
+return out
+"""
+
+
+class RedisStore(SessionStore):
+    """Sessions in the Redis server at ``url`` (``redis://host:port/db``).
+
+    ``timeout`` bounds connecting and every command, in seconds.  Needs the
+    ``redis`` package (``pip install dibble[redis]``).
+    """
+
+    # Many requests' loads or saves go in one pipelined round trip.
+    batches = True
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "dibble:session:",
+        timeout: float = 2.0,
+    ) -> None:
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise ImportError(
+                "the Redis session store needs the redis package: pip install 'dibble[redis]'"
+            ) from None
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._no_script: type[Exception] = redis.exceptions.NoScriptError
+        self._response_error: type[Exception] = redis.ResponseError
+        self._unavailable: tuple[type[Exception], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            OSError,
+        )
+        self.url = url
+        self.prefix = prefix
+        self.description = f"Redis {_without_password(url)}"
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One quick retry covers a pooled connection that a Redis restart
+            # closed; more would multiply the wait when Redis is really down.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._save = self._client.register_script(_SAVE)
+        self._increment = self._client.register_script(_INCREMENT)
+        self._rename = self._client.register_script(_RENAME)
+        self._delete = self._client.register_script(_DELETE)
+        self._take = self._client.register_script(_TAKE)
+        self._expiry = prefix + "expiry"
+
+    # --- keys -------------------------------------------------------------------------
+
+    def _id_key(self, sid: str) -> str:
+        return f"{self.prefix}i:{sid}"
+
+    def _data_key(self, sid: str, service: str) -> str:
+        return f"{self.prefix}d:{sid}:{service}"
+
+    @contextmanager
+    def _calling(self) -> Iterator[None]:
+        try:
+            yield
+        except self._unavailable as exc:
+            raise StoreError(
+                f"the session store ({self.description}) cannot be reached: {exc}",
+                unavailable=True,
+            ) from exc
+        except self._errors as exc:
+            raise StoreError(f"the session store ({self.description}) failed: {exc}") from exc
+
+    def _call(self, func: Callable[[], T]) -> T:
+        with self._calling():
+            return func()
+
+    def _write_args(
+        self, sid: str, service: str, now: float, expires: float, cleared: bool
+    ) -> tuple[list[str], list[Any]]:
+        keys = [self._id_key(sid), self._data_key(sid, service), self._expiry]
+        args: list[Any] = [
+            repr(now),
+            repr(expires),
+            int((expires + GRACE_SECONDS) * 1000),
+            f"i\x00{sid}",
+            f"d\x00{sid}\x00{service}",
+            service,
+            "1" if cleared else "0",
+        ]
+        return keys, args
+
+    # --- the interface ----------------------------------------------------------------
+
+    def create(self, sid: str, now: float, expires: float) -> None:
+        key = self._id_key(sid)
+        with self._calling():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(key)
+            pipe.hset(key, mapping={"started": repr(now), "expires": repr(expires)})
+            pipe.pexpireat(key, int((expires + GRACE_SECONDS) * 1000))
+            pipe.zadd(self._expiry, {f"i\x00{sid}": expires})
+            pipe.execute()
+
+    def load(self, sid: str, service: str, now: float) -> Loaded | None:
+        return self.load_many([(sid, service, now)])[0]
+
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` at once and read their replies: one round trip.
+
+        Straight on a pooled connection: redis-py's Pipeline costs several
+        times more per command, and this runs for every request with a
+        session.  An error reply comes back as the exception, in its place.
+        """
+        pool = self._client.connection_pool
+        for attempt in (1, 2):
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(conn.read_response(disconnect_on_error=False))
+                    except self._response_error as exc:
+                        replies.append(exc)
+                return replies
+            except self._unavailable:
+                # A pooled connection that a Redis restart closed fails at
+                # once; one fresh try tells that apart from Redis being down.
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                if attempt == 2:
+                    raise
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
+
+    def load_many(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+        commands: list[tuple[Any, ...]] = []
+        for sid, service, _ in items:
+            commands.append(("HGET", self._id_key(sid), "expires"))
+            commands.append(("HGETALL", self._data_key(sid, service)))
+        with self._calling():
+            replies = self._pipeline(commands)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreError(f"the session store ({self.description}) failed: {reply}")
+        return [
+            _loaded(replies[2 * i], _pairs(replies[2 * i + 1]), now)
+            for i, (_, _, now) in enumerate(items)
+        ]
+
+    def _save_args(
+        self, sid: str, service: str, changes: Changes, now: float, expires: float
+    ) -> tuple[list[str], list[Any]]:
+        keys, args = self._write_args(sid, service, now, expires, changes.cleared)
+        args.append("1" if changes else "0")
+        args.append(len(changes.set))
+        for key, value in changes.set.items():
+            args += (key, value)
+        args.append(len(changes.deleted))
+        args.extend(changes.deleted)
+        return keys, args
+
+    def save_many(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+        commands = [
+            ("EVALSHA", self._save.sha, len(keys), *keys, *args)
+            for keys, args in (self._save_args(*item) for item in items)
+        ]
+        with self._calling():
+            for attempt in (1, 2):
+                replies = self._pipeline(commands)
+                if not any(isinstance(r, self._no_script) for r in replies) or attempt == 2:
+                    break
+                # Redis lost its scripts (restarted, or SCRIPT FLUSH): load and redo;
+                # a save applied twice stores the same thing.
+                self._client.script_load(_SAVE)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise StoreError(f"the session store ({self.description}) failed: {reply}")
+        return [reply == 1 for reply in replies]
+
+    def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
+        keys, args = self._save_args(sid, service, changes, now, expires)
+        return bool(self._call(lambda: self._save(keys=keys, args=args)) == 1)
+
+    def increment(
+        self, sid: str, service: str, key: str, amount: int, now: float, expires: float
+    ) -> int | None:
+        keys, args = self._write_args(sid, service, now, expires, False)
+        args += (key, amount)
+        try:
+            result = self._call(lambda: self._increment(keys=keys, args=args))
+        except StoreError as exc:
+            if "not an integer" in str(exc) or "overflow" in str(exc):
+                raise ValueError(
+                    f"session key {key!r} does not hold an integer in range"
+                ) from None
+            raise
+        if result is None:
+            return None
+        if result[0] == 2:
+            shown = result[1].decode("utf-8", "replace")[:40]
+            raise ValueError(f"session key {key!r} holds {shown!r}, not an integer")
+        return int(result[1])
+
+    def rename(self, old: str, new: str, now: float) -> bool:
+        keys = [self._id_key(old), self._id_key(new), self._expiry]
+        args = [repr(now), self.prefix, old, new]
+        return bool(self._call(lambda: self._rename(keys=keys, args=args)) == 1)
+
+    def delete(self, sid: str) -> None:
+        keys = [self._id_key(sid), self._expiry]
+        self._call(lambda: self._delete(keys=keys, args=[self.prefix, sid]))
+
+    def _taken(self, rows: list[Any]) -> list[Expired]:
+        taken: list[Expired] = []
+        for sid, service, flat in rows:
+            values = {
+                flat[i].decode("utf-8"): flat[i + 1].decode("utf-8")
+                for i in range(0, len(flat), 2)
+                if flat[i][:1] != b"\x00"
+            }
+            taken.append(Expired(sid.decode("utf-8"), service.decode("utf-8"), values))
+        return taken
+
+    def take(self, sid: str, service: str, now: float) -> Expired | None:
+        args: list[Any] = [repr(now), 1, self.prefix, sid, service]
+        rows = self._call(lambda: self._take(keys=[self._expiry], args=args))
+        taken = self._taken(rows)
+        return taken[0] if taken else None
+
+    def take_expired(self, now: float, limit: int = 1000) -> list[Expired]:
+        args: list[Any] = [repr(now), limit, self.prefix]
+        return self._taken(self._call(lambda: self._take(keys=[self._expiry], args=args)))
+
+    def sessions(self, now: float, limit: int = 1000) -> list[SessionInfo]:
+        found: list[SessionInfo] = []
+        start = len(self.prefix) + 2
+        with self._calling():
+            keys = list(self._client.scan_iter(match=self._id_key("*"), count=500))
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            for key, fields in zip(keys, pipe.execute(), strict=True):
+                expires = fields.get(b"expires")
+                if expires is None or float(expires) <= now:
+                    continue
+                services = sorted(f[2:].decode("utf-8") for f in fields if f.startswith(b"s:"))
+                found.append(
+                    SessionInfo(
+                        key[start:].decode("utf-8"),
+                        float(fields.get(b"started", b"0")),
+                        float(expires),
+                        tuple(services),
+                    )
+                )
+        found.sort(key=lambda info: info.started)
+        return found[:limit]
+
+    def flush(self) -> None:
+        """Remove every key under the prefix (tests and resets)."""
+        with self._calling():
+            for key in self._client.scan_iter(match=self.prefix + "*", count=500):
+                self._client.delete(key)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password masked, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+
+
+def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:
+    if id_expires_raw is None or float(id_expires_raw) <= now:
+        return None
+    id_expires = float(id_expires_raw)
+    if not fields:
+        return Loaded(id_expires, None)
+    values: dict[str, str] = {}
+    started = modified = expires = 0.0
+    for name, value in fields.items():
+        if name[:1] == b"\x00":
+            if name == b"\x00started":
+                started = float(value)
+            elif name == b"\x00modified":
+                modified = float(value)
+            elif name == b"\x00expires":
+                expires = float(value)
+        else:
+            values[name.decode("utf-8")] = value.decode("utf-8")
+    return Loaded(id_expires, Record(values, started, modified, expires))
+
+
+def _pairs(reply: Any) -> dict[bytes, bytes]:
+    """HGETALL's reply as a dict (RESP2 gives a flat list, RESP3 a map)."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
