@@ -48,7 +48,7 @@ DESCRIPTIONS = {
     "idle": "10,000 keep-alive connections each send one request, read the answer and go "
     "idle; the growth of the server's process-tree RSS (VmRSS, summed over its processes) "
     "over a warmed-up baseline, divided by the connections still open.",
-    "latency": "`GET /plaintext` at a fixed rate of half nginx's measured keep-alive peak, "
+    "latency": "`GET /plaintext` at a fixed rate, half of nginx's keep-alive result in round 1, "
     "open loop (bench/openloop.c), 64 connections; latency from each request's intended "
     "send time, so a server that falls behind is charged for the queue.",
     "instructions": "`GET /plaintext` over one keep-alive connection under "
@@ -318,27 +318,43 @@ def idle_section(results: dict[str, Any]) -> list[str]:
 
 def latency_section(results: dict[str, Any]) -> list[str]:
     rows = []
+    rate = results["settings"].get("latency_rate") or 0
     for server in _server_order(results):
         p99 = stat(results, "latency", server)
         label = _label(results, server)
+        cell = results["cells"].get("latency", {}).get(server)
+        failed = [error for error in (cell or {}).get("errors", []) if "overloaded" not in error]
+        behind = [run for run in (cell or {}).get("runs", []) if run.get("overloaded")]
+        behind_failed = len((cell or {}).get("errors", [])) - len(failed)
+        notes = []
+        if behind or behind_failed:
+            answered = [run["achieved_rps"] for run in behind]
+            counted = len((cell or {}).get("runs", [])) + behind_failed
+            text = f"overloaded in {len(behind) + behind_failed} of {counted} runs"
+            if answered:
+                low, high = _num(min(answered)), _num(max(answered))
+                span = low if low == high else f"{low}{DASH}{high}"
+                text += f" (answered {span} of {_num(rate)} req/s)"
+            notes.append(text + ": the percentiles are lower bounds")
+            if behind_failed:
+                notes.append(f"{behind_failed} run(s) with no request measured")
+        if failed:
+            notes.append(f"{len(failed)} failed: {failed[0].splitlines()[0]}")
         if p99 is None:
-            rows.append([label, DASH, DASH, DASH, DASH, cell_note(results, "latency", server)])
+            rows.append([label, DASH, DASH, DASH, DASH, "; ".join(notes) or "not run"])
             continue
         p50 = field_stat(results, "latency", server, "p50_ms")
         achieved = field_stat(results, "latency", server, "achieved_rps")
-        runs = results["cells"]["latency"][server]["runs"]
-        warnings = sorted({run["warning"] for run in runs if run.get("warning")})
-        note = "; ".join([*warnings, cell_note(results, "latency", server)]).strip("; ")
         assert p50 is not None
         assert achieved is not None
         rows.append(
             [
                 label,
-                f"{p50.median:.3f}",
-                f"{p99.median:.3f}",
+                _num(p50.median, 3),
+                _num(p99.median, 3),
                 _spread(p99, 3),
                 _num(achieved.median),
-                note,
+                "; ".join(notes),
             ]
         )
     header = ["server", "p50 ms", "p99 ms (median)", "p99 spread", "achieved req/s", "notes"]
@@ -466,7 +482,7 @@ def _one_line(text: str) -> str:
 
 # --- chart -----------------------------------------------------------------------
 
-BAR_HEIGHT, BAR_GAP, LABEL_WIDTH, BAR_WIDTH, VALUE_WIDTH = 16, 5, 190, 520, 170
+BAR_HEIGHT, BAR_GAP, LABEL_WIDTH, BAR_WIDTH, VALUE_WIDTH = 16, 5, 190, 520, 190
 COLOURS = {"dibble": "#d9480f", "ceiling": "#495057", "peer": "#4c6ef5"}
 
 
@@ -481,7 +497,7 @@ def svg_chart(results: dict[str, Any]) -> str:
                 continue
             label = _label(results, server)
             if workload == "latency" and _latency_p99(server)(results) == float("inf"):
-                label += " (overloaded)"
+                label += "\t(overloaded)"  # the tab splits the bar's name from its note
             rows.append((label, results["servers"][server]["kind"], found))
         if not rows:
             continue
@@ -518,8 +534,10 @@ def svg_chart(results: dict[str, Any]) -> str:
             # nginx's static file would flatten every dynamic bar: scale to those.
             dynamic = [found.high for _, kind, found in rows if kind != "ceiling"]
             top = min(top, 1.5 * max(dynamic, default=top))
-        for label, kind, found in rows:
+        for labelled, kind, found in rows:
+            label, _, note = labelled.partition("\t")
             length = BAR_WIDTH * min(found.median, top) / top
+            text_x = LABEL_WIDTH + length + 6
             colour = COLOURS.get(kind, COLOURS["peer"])
             weight = ' font-weight="bold"' if kind == "dibble" else ""
             parts.append(
@@ -538,11 +556,10 @@ def svg_chart(results: dict[str, Any]) -> str:
                     f'<path d="M{low:.1f} {mid}H{high:.1f}M{low:.1f} {mid - 4}V{mid + 4}'
                     f'M{high:.1f} {mid - 4}V{mid + 4}" stroke="#212529" stroke-width="1"/>'
                 )
+                text_x = max(text_x, high + 6)
             clipped = " ▸" if found.median > top else ""
-            parts.append(
-                f'<text x="{LABEL_WIDTH + length + 6:.1f}" y="{y + 12}">'
-                f"{html.escape(show(found.median))}{clipped}</text>"
-            )
+            value = html.escape(show(found.median) + clipped + (f" {note}" if note else ""))
+            parts.append(f'<text x="{text_x:.1f}" y="{y + 12}">{value}</text>')
             y += BAR_HEIGHT + BAR_GAP
         y += 14
     body = "\n".join(parts)
