@@ -157,8 +157,12 @@ class Redis:
         pin = ["taskset", "-c", "2"] if (os.cpu_count() or 1) >= 3 else []
         self.placement = "core 2" if pin else "unpinned (2 cores)"
         self.process = subprocess.Popen(
-            [*pin, executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            [
+                *pin,
+                executable,
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "no", "--loglevel", "warning"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -302,6 +302,8 @@ def test_a_removed_user_is_logged_out(client: TestClient, users: UserStore) -> N
 def test_logout(client: TestClient) -> None:
     log_in(client, "alice", "alice pw")
     assert client.get("/notes").status == 200
+    assert client.cookies is not None
+    old = client.cookies["dibble_session"]
     page = client.get("/logout")
     assert "You are logged in as <strong>alice</strong>" in page.text
     assert client.post("/logout", data={}).status == 403  # no CSRF token
@@ -312,6 +314,10 @@ def test_logout(client: TestClient) -> None:
     assert "dibble_session" not in client.cookies
     assert client.get("/notes").status == 401
     assert "You are not logged in" in client.get("/logout").text
+    # The session id from before the logout, replayed, is refused.
+    replayed = client.get("/notes", headers={"Cookie": f"dibble_session={old}"})
+    assert replayed.status == 401
+    assert "Your session has expired or is not valid" in text(replayed)
 
 
 def test_a_protected_page_class_and_an_async_methlet(client: TestClient) -> None:

@@ -206,11 +206,20 @@ def test_one_login_serves_both_sites(
     assert browser("a", "/") == (200, "a: hello alice")
     assert browser("b", "/") == (200, "b: hello alice")  # never logged in at b
     assert len(browser.cookie("dibble_session")) == 2
+    token = sso_line.split("\t")[6]
     # Logging out at a ends the login at b too.
     assert browser.log_out("a") == 303
     status, body = browser("b", "/")
     assert status == 401
     assert "logged out" in html.unescape(body)
+    # A copy of the token taken before the logout is refused everywhere.
+    thief = Browser(curl, tmp_path / "thief.txt", two_sites)
+    status, body = thief("b", "/", "-H", f"Cookie: dibble_sso={token}")
+    assert status == 401
+    assert "ended with a logout" in html.unescape(body)
+    # A new login issues a new token that is honoured again.
+    assert browser.log_in("a", "alice", "alice pw") == 303
+    assert browser("b", "/") == (200, "b: hello alice")
 
 
 def test_a_forged_sso_cookie_is_refused(

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["Gate", "GatedDispatcher", "SiteDispatcher"]
 
 _GATE_PLUGIN: Final = Plugin()
+_MISSING: Final[Any] = object()
 _HOST_CACHE_SIZE: Final = 1024
 
 
@@ -237,7 +238,10 @@ class GatedDispatcher(SiteDispatcher):
                 limit = route.max_body
         watcher = gate.maintenance
         if watcher is not None:
-            state = watcher.current()
+            # watcher.current(), inlined: this runs for every request.
+            if watcher.clock() >= watcher.next_check:
+                watcher.refresh()
+            state = watcher.state
             if state is not None and not request.path.startswith(gate.exempt):
                 request.route = self._maintenance_route(state)
         return limit
@@ -249,9 +253,8 @@ class GatedDispatcher(SiteDispatcher):
                 raw = value
                 break
         cache = self._host_cache
-        if raw in cache:
-            vhost = cache[raw]
-        else:
+        vhost = cache.get(raw, _MISSING)
+        if vhost is _MISSING:
             host = host_name(raw.decode("latin-1")) if raw else None
             vhost = hosts.get(host) if host is not None else None
             if len(cache) >= _HOST_CACHE_SIZE:
@@ -297,8 +300,13 @@ class GatedDispatcher(SiteDispatcher):
 
     def _forward(self, request: Request, peer: tuple[str, int], trusted: NetworkSet) -> None:
         wanted = self.gate.forward_header
-        values = [v.decode("latin-1") for n, v in request.raw_headers if n == wanted]
-        if not values:
+        values: list[str] | None = None
+        for name, value in request.raw_headers:
+            if name == wanted:
+                if values is None:
+                    values = []
+                values.append(value.decode("latin-1"))
+        if values is None:
             return
         address = client_address(peer[0])
         if address is None:

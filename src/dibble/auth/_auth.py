@@ -188,6 +188,9 @@ def _find_user(auth: Auth, request: Request) -> _Known:
         if user is None:
             _forget(session)
             return _Known(None, "Your user account no longer exists.")
+        if session.get("via") == "sso" and _sso_ended(auth, user, request):
+            _forget(session)
+            return _Known(None, "You logged out (single sign-on); please log in again.")
         if session.get("fp") != user.fingerprint:
             # Privileges changed since the login: a new id for the new rights.
             state.rotate()
@@ -205,6 +208,10 @@ def _find_user(auth: Auth, request: Request) -> _Known:
                 _drop_sso_cookie(sso, request)
                 return _Known(None, f"{str(exc).capitalize()}.")
             user = auth.lookup(claims.user)
+            if user is not None and claims.issued <= user.logins_ended:
+                # A token from before a logout: a copy being replayed.
+                _drop_sso_cookie(sso, request)
+                return _Known(None, "That single sign-on ended with a logout; please log in.")
             if user is not None:
                 login(user, request, via="sso")
                 return _Known(user, None)
@@ -223,6 +230,18 @@ def _sso_problem(sso: SSO, request: Request, name: str) -> str | None:
     if claims.user != name:
         return "You logged in as somebody else elsewhere; please log in again."
     return None
+
+
+def _sso_ended(auth: Auth, user: User, request: Request) -> bool:
+    """Whether the SSO login behind this session ended with a logout elsewhere."""
+    sso = auth.sso
+    token = sso.token_of(request) if sso is not None else None
+    if sso is None or not token:
+        return False
+    try:
+        return sso.verify(token).issued <= user.logins_ended
+    except SSOError:
+        return True
 
 
 def _forget(session: Any) -> None:
@@ -266,8 +285,12 @@ def logout(request: Request | None = None) -> None:
     request = request or get_request()
     auth = auth_of(request)
     state = sessions_of(request)
-    state.get(AUTH_SERVICE)
+    name = state.get(AUTH_SERVICE).get("user")
     state.invalidate()
     if auth.sso is not None:
         _drop_sso_cookie(auth.sso, request)
+        if isinstance(name, str) and auth.users is not None:
+            # Every service sharing the user database stops honouring the
+            # tokens issued so far, copies included.
+            auth.users.end_logins(name)
     state.auth_cache = _Known(None, "You have logged out.")

@@ -81,7 +81,7 @@ class SSO:
         payload = json.dumps(
             {
                 "u": user,
-                "iat": int(now),
+                "iat": now,
                 "exp": int(now + self.lifetime),
                 "n": secrets.token_hex(4),
             },
@@ -116,7 +116,10 @@ class SSO:
         except (ValueError, KeyError, TypeError):
             raise SSOError("the single sign-on token is malformed") from None
         if not (
-            isinstance(user, str) and user and isinstance(issued, int) and isinstance(expires, int)
+            isinstance(user, str)
+            and user
+            and isinstance(issued, int | float)
+            and isinstance(expires, int)
         ):
             raise SSOError("the single sign-on token is malformed")
         if expires <= now:

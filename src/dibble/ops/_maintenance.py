@@ -95,24 +95,26 @@ class MaintenanceWatcher:
     ) -> None:
         self.path = os.fspath(path)
         self.interval = interval
-        self._clock = clock
-        self._next_check = float("-inf")
+        self.clock = clock
+        #: When the file is next looked at (on ``clock``), and what it said
+        #: last; read directly by the request path, which inlines current().
+        self.next_check = float("-inf")
         self._stamp: _Stamp | None = None
-        self._state: MaintenanceState | None = None
+        self.state: MaintenanceState | None = None
         self._lock = threading.Lock()
 
     def current(self) -> MaintenanceState | None:
         """The state now; None when the service is not in maintenance."""
-        if self._clock() >= self._next_check:
+        if self.clock() >= self.next_check:
             self.refresh()
-        return self._state
+        return self.state
 
     def refresh(self) -> None:
         """Look at the file now."""
         if not self._lock.acquire(blocking=False):
             return  # another thread is looking; its answer will do
         try:
-            self._next_check = self._clock() + self.interval
+            self.next_check = self.clock() + self.interval
             self._check()
         finally:
             self._lock.release()
@@ -139,7 +141,7 @@ class MaintenanceWatcher:
             error_log.warning(
                 "maintenance file %s: %s; answering a plain 503", self.path, state.problem
             )
-        elif (state is None) != (self._state is None):
+        elif (state is None) != (self.state is None):
             error_log.warning(
                 "maintenance mode %s (%s)", "on" if state is not None else "off", self.path
             )
@@ -156,7 +158,7 @@ class MaintenanceWatcher:
         return parse_maintenance(data.decode("utf-8", errors="replace"))
 
     def _set(self, stamp: _Stamp | None, state: MaintenanceState | None) -> None:
-        if state is None and self._state is not None and stamp is None:
+        if state is None and self.state is not None and stamp is None:
             error_log.warning("maintenance mode off (%s removed)", self.path)
         self._stamp = stamp
-        self._state = state
+        self.state = state

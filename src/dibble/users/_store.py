@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS dibble_users (
     name TEXT PRIMARY KEY,
     password TEXT NOT NULL,
     admin INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    logins_ended REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS dibble_projects (
     name TEXT PRIMARY KEY,
@@ -108,6 +109,9 @@ class User:
     admin: bool = False
     projects: Mapping[str, int] = field(default_factory=dict)
     created: float = 0.0
+    #: When the user last logged out: single sign-on tokens issued before
+    #: then are no longer honoured (``UserStore.end_logins``).
+    logins_ended: float = 0.0
 
     def privilege(self, project: str) -> int:
         """The user's privilege level in ``project`` (0: none)."""
@@ -153,6 +157,11 @@ class UserStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.executescript(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(dibble_users)")}
+            if "logins_ended" not in columns:  # a database made by an earlier version
+                self._conn.execute(
+                    "ALTER TABLE dibble_users ADD COLUMN logins_ended REAL NOT NULL DEFAULT 0"
+                )
         except BaseException:
             self._conn.close()
             raise
@@ -211,20 +220,21 @@ class UserStore:
         """The user called ``name``, or None."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT name, admin, created FROM dibble_users WHERE name = ?", (name,)
+                "SELECT name, admin, created, logins_ended FROM dibble_users WHERE name = ?",
+                (name,),
             ).fetchone()
             if row is None:
                 return None
             memberships = self._conn.execute(
                 "SELECT project, privilege FROM dibble_memberships WHERE user = ?", (name,)
             ).fetchall()
-        return User(row[0], bool(row[1]), dict(memberships), row[2])
+        return User(row[0], bool(row[1]), dict(memberships), row[2], row[3])
 
     def users(self) -> list[User]:
         """Every user, by name."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT name, admin, created FROM dibble_users ORDER BY name"
+                "SELECT name, admin, created, logins_ended FROM dibble_users ORDER BY name"
             ).fetchall()
             memberships = self._conn.execute(
                 "SELECT user, project, privilege FROM dibble_memberships"
@@ -232,7 +242,7 @@ class UserStore:
         projects: dict[str, dict[str, int]] = {}
         for user, project, privilege in memberships:
             projects.setdefault(user, {})[project] = privilege
-        return [User(n, bool(a), projects.get(n, {}), c) for n, a, c in rows]
+        return [User(n, bool(a), projects.get(n, {}), c, e) for n, a, c, e in rows]
 
     def remove(self, name: str) -> None:
         """Delete a user and their memberships; UserError if there is no such user."""
@@ -249,6 +259,15 @@ class UserStore:
             )
             if cursor.rowcount == 0:
                 raise UserError(f"no user named {name!r}")
+
+    def end_logins(self, name: str, when: float | None = None) -> None:
+        """Stop honouring the single sign-on tokens ``name`` was issued until ``when``
+        (now): what a logout does, so a copied token cannot be replayed."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE dibble_users SET logins_ended = ? WHERE name = ?",
+                (time.time() if when is None else when, name),
+            )
 
     def set_admin(self, name: str, admin: bool) -> None:
         with self._transaction() as conn:
