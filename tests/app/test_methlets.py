@@ -372,3 +372,57 @@ def test_per_methlet_body_limit() -> None:
 def test_request_outside_a_methlet() -> None:
     with pytest.raises(RuntimeError, match="no request"):
         _ = Limited().request
+
+
+class NeverAwaits(dibble.Plugin):
+    async def onPlain(self, name: str = "x") -> str:
+        return f"{name} {self.request.path}"
+
+    async def onFails(self) -> str:
+        raise dibble.HTTPError(409, "conflict")
+
+    async def onAwaits(self) -> str:
+        await asyncio.sleep(0)
+        return "awaited"
+
+
+def test_async_methlets_that_never_await_run_inline() -> None:
+    from dibble.app._routing import INLINE, never_suspends
+
+    plugin = NeverAwaits()
+    assert never_suspends(plugin.onPlain)
+    assert not never_suspends(plugin.onAwaits)
+    with TestClient(plugin) as client:
+        assert client.get("/plain?name=y").text == "y /plain"
+        assert client.get("/fails").status == 409
+        assert client.get("/awaits").text == "awaited"
+        route = client.server.router.resolve(b"/plain")
+        assert route.mode == INLINE
+        assert route.drive
+
+
+def test_never_suspends_sees_every_way_to_suspend() -> None:
+    from contextlib import AbstractAsyncContextManager, nullcontext
+
+    from dibble.app._routing import never_suspends
+
+    async def with_async_with(cm: AbstractAsyncContextManager[None]) -> None:
+        async with cm:
+            pass
+
+    async def with_async_for(items: Any) -> None:
+        async for _ in items:
+            pass
+
+    async def nested_await() -> int:
+        if nullcontext():
+            return await asyncio.sleep(0, 1)
+        return 0
+
+    async def no_await() -> int:
+        return sum(i for i in range(3))
+
+    assert not never_suspends(with_async_with)
+    assert not never_suspends(with_async_for)
+    assert not never_suspends(nested_await)
+    assert never_suspends(no_await)

@@ -134,6 +134,8 @@ class Dispatcher:
                     result = route.func(*args, **kwargs)
                 else:
                     result = route.func()
+                if route.drive:
+                    result = _drive(result)
                 elapsed = perf_counter() - start
                 if elapsed > self._slow_threshold:
                     self._warn_slow(route, elapsed)
@@ -187,7 +189,7 @@ class Dispatcher:
                 await waiting
             args, kwargs = _bind(request, route)
             result = route.func(*args, **kwargs)
-            if route.prepared_mode == ASYNC:
+            if route.prepared_mode == ASYNC or route.drive:
                 result = await result
             waiting = preparation.after(request)
             if waiting is not None:
@@ -412,6 +414,16 @@ class Dispatcher:
             route.name,
             elapsed,
         )
+
+
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that cannot suspend (``never_suspends``) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a methlet judged never to suspend did suspend")
 
 
 def _start_task(
