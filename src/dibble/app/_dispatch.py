@@ -328,32 +328,7 @@ class Dispatcher:
     def _send_response(
         self, request: Request, conn: HTTPProtocol, response: Response, keep: bool
     ) -> None:
-        status = response.status
-        body = response.body
-        if status in _NO_BODY_STATUSES or status < 200:
-            body = b""
-        if response.content_type is not None:
-            type_field = content_type_field(response.content_type)
-        elif not body or has_field(response.headers, "content-type"):
-            type_field = b""
-        else:
-            route = request.route
-            type_field = route.bytes_type if route is not None else HTML_FIELD
-        # Raises for a header with CR/LF, which would split the response.
-        head = render_head(
-            status,
-            type_field,
-            response.headers,
-            len(body),
-            connection_field(keep, request.version),
-            conn.date_field,
-        )
-        if request.method == "HEAD":
-            body = b""
-        conn.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            conn.write(body)
-        conn.finish(status, len(body), keep)
+        send_response(request, conn, response, keep)
 
     # --- failures -------------------------------------------------------------------
 
@@ -414,6 +389,39 @@ class Dispatcher:
             route.name,
             elapsed,
         )
+
+
+def send_response(request: Request, conn: HTTPProtocol, response: Response, keep: bool) -> None:
+    """Write ``response`` to ``conn`` and finish the request.
+
+    Raises (before writing anything) for a header with CR or LF, which
+    would split the response.
+    """
+    status = response.status
+    body = response.body
+    if status in _NO_BODY_STATUSES or status < 200:
+        body = b""
+    if response.content_type is not None:
+        type_field = content_type_field(response.content_type)
+    elif not body or has_field(response.headers, "content-type"):
+        type_field = b""
+    else:
+        route = request.route
+        type_field = route.bytes_type if route is not None else HTML_FIELD
+    head = render_head(
+        status,
+        type_field,
+        response.headers,
+        len(body),
+        connection_field(keep, request.version),
+        conn.date_field,
+    )
+    if request.method == "HEAD":
+        body = b""
+    conn.write(head + body if len(body) < 65536 else head)
+    if len(body) >= 65536:
+        conn.write(body)
+    conn.finish(status, len(body), keep)
 
 
 def _drive(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -11,7 +11,8 @@ Uploads themselves (``dibble.Upload`` parameters, limits) live in
 docs/files.md.
 """
 
-from ._blocking import BlockingResponse, send_response
+from ..app._dispatch import send_response
+from ._blocking import BlockingResponse
 from ._conditional import evaluate_preconditions, if_range_allows, make_etag, parse_http_date
 from ._file import file_response, guess_type, send_file
 from ._listing import ListingEntry

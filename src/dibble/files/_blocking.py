@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ..app import HTTPError, Response, error_page
-from ..app._render import connection_field, content_type_field, render_head
+from ..app._dispatch import send_response
 
 if TYPE_CHECKING:
     from ..app import Request
@@ -55,22 +55,3 @@ class BlockingResponse:
             send_response(request, conn, response, keep_alive)
 
         future.add_done_callback(done)
-
-
-def send_response(request: Request, conn: HTTPProtocol, response: Response, keep: bool) -> None:
-    """Write ``response`` and finish the request (``Dispatcher._send_response`` in small)."""
-    status = response.status
-    body = b"" if status in (204, 304) or status < 200 else response.body
-    type_field = content_type_field(response.content_type) if response.content_type else b""
-    head = render_head(
-        status,
-        type_field,
-        response.headers,
-        len(body),
-        connection_field(keep, request.version),
-        conn.date_field,
-    )
-    if request.method == "HEAD":
-        body = b""
-    conn.write(head + body)
-    conn.finish(status, len(body), keep)
