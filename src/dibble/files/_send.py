@@ -165,9 +165,9 @@ _BLOCKED: Final = 1  # the socket is full, or the transport still holds bytes
 _UNCACHED: Final = 2  # the next window is not in the page cache: read it in a thread
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _settle(waiter: asyncio.Future[bool], writable: bool) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(writable)
 
 
 class _Sender:
@@ -324,20 +324,27 @@ class _Sender:
         loop = conn.loop
         if self.dup_fd < 0:
             self.dup_fd = os.dup(self.sock_fd)
-        waiter: asyncio.Future[None] = loop.create_future()
-        loop.add_writer(self.dup_fd, _wake, waiter)
-        try:
-            deadline = loop.time() + self.response.send_timeout
-            while not waiter.done():
-                if conn.closed:
-                    raise ClientDisconnected("client disconnected")
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TimeoutError("the client stopped reading the response")
-                # Wake now and then: an aborted transport does not wake us.
-                await asyncio.wait((waiter,), timeout=min(1.0, remaining))
-        finally:
-            loop.remove_writer(self.dup_fd)
+        deadline = loop.time() + self.response.send_timeout
+        while True:
+            waiter: asyncio.Future[bool] = loop.create_future()
+            loop.add_writer(self.dup_fd, _settle, waiter, True)
+            # Wake now and then: an aborted transport does not wake us.  One
+            # timer and one future per wait; asyncio.wait() cost several of
+            # each, every time the socket filled up.
+            timer = loop.call_later(
+                min(1.0, max(0.0, deadline - loop.time())), _settle, waiter, False
+            )
+            try:
+                writable = await waiter
+            finally:
+                timer.cancel()
+                loop.remove_writer(self.dup_fd)
+            if conn.closed:
+                raise ClientDisconnected("client disconnected")
+            if writable:
+                return
+            if loop.time() >= deadline:
+                raise TimeoutError("the client stopped reading the response")
 
     # --- copying through the transport --------------------------------------------
 
