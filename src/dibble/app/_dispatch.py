@@ -144,23 +144,13 @@ class Dispatcher:
                 return
             finally:
                 current_request.reset(token)
-            try:
-                self._render(request, result)
-            except Exception as exc:
-                self._fail(request, exc)
-            if request.form is not None:
-                request.form.close()  # as in _respond()
-        elif route.mode == ASYNC:
+            self._respond(request, result)
+        elif route.mode == ASYNC or route.mode == PREPARED:
+            run = self._run_async if route.mode == ASYNC else self._run_prepared
             token = current_request.set(request)
             try:
                 # The request keeps its task alive (the loop holds tasks weakly).
-                request.task = _start_task(conn.loop, self._run_async(request, route))
-            finally:
-                current_request.reset(token)
-        elif route.mode == PREPARED:
-            token = current_request.set(request)
-            try:
-                request.task = _start_task(conn.loop, self._run_prepared(request, route))
+                request.task = _start_task(conn.loop, run(request, route))
             finally:
                 current_request.reset(token)
         else:
