@@ -272,14 +272,7 @@ class HTTPProtocol(asyncio.Protocol):
                     if self._busy or self._queue or self._write_paused:
                         self._enqueue(head, body)
                     else:
-                        # _start(), inlined: this is the path of nearly every request.
-                        self._busy = True
-                        self._current_head = head
-                        try:
-                            self.app.dispatch(head, body, self)
-                        except Exception:
-                            error_log.exception("internal error while dispatching %r", head)
-                            self.abort()
+                        self._start(head, body)
                 elif type(event) is bytes:
                     if self._sink is not None:
                         if not self._sink_call(self._sink.feed, self._sink, event):
