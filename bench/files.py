@@ -3,11 +3,16 @@
     python3 bench/files.py                # 3 rounds of 5-second cells, about 6 minutes
     python3 bench/files.py --quick        # 1 round of 2-second cells
     python3 bench/files.py --servers dibble,nginx --workloads static
+    python3 bench/files.py --quick --servers dibble,nginx --workloads static --syscalls
 
 Static: ``wrk -t1 -c16`` fetches ``/static/f1m.bin`` (1 MiB) from nginx
 (``sendfile on``), dibble (``server.static``, zero-copy ``sendfile`` and with
 ``sendfile=False``), Starlette's ``StaticFiles`` under uvicorn, and aiohttp's
-``add_static``; bytes per second, and the share of nginx's.
+``add_static``; bytes per second, the share of nginx's, and the CPU time the
+server spent per response (from /proc, over the measured run: a figure that
+moves far less than the rate when other work shares the machine).
+``--syscalls`` also counts each server's system calls per response with
+``strace -c`` during a further 1-second run.
 
 Upload: a client streams a 100 MiB file as ``multipart/form-data`` to
 ``/upload``, where each framework parses the form its usual way (dibble: an
@@ -249,20 +254,67 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 # --- workloads -----------------------------------------------------------------------
 
 
-def static_cell(port: int, duration: float, warmup: float) -> dict[str, float]:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process tree has used so far, threads included."""
+    total = 0
+    for member in servers.process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_run(port: int, seconds: float) -> tuple[float, float, float]:
+    """(requests/s, responses, non-2xx responses) of one wrk run on the 1 MiB file."""
     url = f"http://127.0.0.1:{port}/static/f1m.bin"
-    wrk = ["taskset", "-c", servers.CLIENT_CORE, "wrk", "-t1", "-c16"]
-    subprocess.run([*wrk, f"-d{warmup:g}s", url], capture_output=True, check=True)
-    out = subprocess.run(
-        [*wrk, f"-d{duration:g}s", url], capture_output=True, check=True, text=True
-    ).stdout
+    wrk = ["taskset", "-c", servers.CLIENT_CORE, "wrk", "-t1", "-c16", f"-d{seconds:g}s", url]
+    out = subprocess.run(wrk, capture_output=True, check=True, text=True).stdout
     requests = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return requests, done, float(errors.group(1)) if errors else 0.0
+
+
+def static_cell(started: Started, duration: float, warmup: float) -> dict[str, float]:
+    wrk_run(started.port, warmup)
+    pid = started.process.pid
+    before = tree_cpu_seconds(pid)
+    requests, done, errors = wrk_run(started.port, duration)
+    cpu = tree_cpu_seconds(pid) - before
     return {
         "requests_per_s": requests,
         "mb_per_s": requests * STATIC_SIZE / 1e6,
-        "errors": float(errors.group(1)) if errors else 0.0,
+        "errors": errors,
+        # CPU the server spent per response: unlike the rate, it hardly moves
+        # when other work shares the machine.
+        "server_cpu_us": 1e6 * cpu / done if done else float("nan"),
     }
+
+
+def syscalls_per_response(started: Started, seconds: float = 1.0) -> dict[str, float]:
+    """System calls per response of the server during a short wrk run (``strace -c``)."""
+    out = started.scratch / "strace.txt"
+    attach = [arg for pid in servers.process_tree(started.process.pid) for arg in ("-p", str(pid))]
+    tracer = subprocess.Popen(
+        ["strace", "-c", "-f", "-o", str(out), *attach],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # attached
+    _, done, _ = wrk_run(started.port, seconds)
+    time.sleep(0.2)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(10)
+    calls: dict[str, float] = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3]) / done
+    return dict(sorted(calls.items(), key=lambda item: -item[1]))
 
 
 CLIENT = r"""
@@ -360,8 +412,8 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], meta: dict[str
         f"client on core 1 ({meta['machine']}). Medians; `python3 bench/files.py` reproduces it."
     )
     lines += ["", "### Static 1 MiB file", ""]
-    lines.append("| server | requests/s | MB/s | share of nginx |")
-    lines.append("|---|---:|---:|---:|")
+    lines.append("| server | requests/s | MB/s | share of nginx | server CPU µs/response |")
+    lines.append("|---|---:|---:|---:|---:|")
     nginx = median([c["mb_per_s"] for c in results.get("nginx", {}).get("static", [])])
     for peer in PEER_LIST:
         cells = results.get(peer.name, {}).get("static", [])
@@ -370,7 +422,19 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], meta: dict[str
         rate = median([c["mb_per_s"] for c in cells])
         share = f"{100 * rate / nginx:.0f} %" if nginx == nginx and nginx else "-"
         requests = median([c["requests_per_s"] for c in cells])
-        lines.append(f"| {peer.label} | {requests:,.0f} | {rate:,.0f} | {share} |")
+        cpu = median([c.get("server_cpu_us", float("nan")) for c in cells])
+        lines.append(f"| {peer.label} | {requests:,.0f} | {rate:,.0f} | {share} | {cpu:,.0f} |")
+    traced = [p for p in PEER_LIST if results.get(p.name, {}).get("syscalls")]
+    if traced:
+        lines += ["", "System calls per response (`strace -c -f`, a 1 s run per server):", ""]
+        lines.append("| server | total | calls |")
+        lines.append("|---|---:|---|")
+        for peer in traced:
+            calls = results[peer.name]["syscalls"][-1]
+            shown = ", ".join(
+                f"{name} {count:.2f}" for name, count in calls.items() if count >= 0.05
+            )
+            lines.append(f"| {peer.label} | {sum(calls.values()):.1f} | {shown} |")
     lines += ["", "### 100 MiB multipart upload", ""]
     lines.append("| server | MB/s | seconds | peak RSS growth (MiB) |")
     lines.append("|---|---:|---:|---:|")
@@ -401,12 +465,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--servers", default=",".join(BY_NAME))
     parser.add_argument("--workloads", default="static,upload")
+    parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="after each static cell, count the server's system calls per response (strace)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.uploads = 1, 2.0, 1
     chosen = [BY_NAME[name] for name in args.servers.split(",")]
     workloads = args.workloads.split(",")
     ensure_deps()
+    if args.syscalls and shutil.which("strace") is None:
+        sys.exit("strace is not installed (needed by --syscalls)")
     RESULTS.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="files-bench-", dir=RESULTS))
     workdir.chmod(0o755)
@@ -428,7 +499,12 @@ def main() -> None:
                     started = Started(peer, root, workdir)
                     try:
                         if workload == "static":
-                            cells = [static_cell(started.port, args.duration, args.warmup)]
+                            cells = [static_cell(started, args.duration, args.warmup)]
+                            if args.syscalls:
+                                traced = syscalls_per_response(started)
+                                results.setdefault(peer.name, {}).setdefault(
+                                    "syscalls", []
+                                ).append(traced)
                         else:
                             upload_cell(started, body, total)  # warm-up
                             cells = [

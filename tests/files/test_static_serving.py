@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import http.client
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -482,6 +484,160 @@ def test_slow_reader_holds_constant_memory_and_disconnect_frees_all(
         time.sleep(0.05)
     assert open_fds() <= baseline  # the file and any duplicate socket are closed
     assert get_raw(port, "/static/hello.txt") == (200, b"hello\n")  # still serving
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_slow_reader_gets_every_byte(
+    serve: Callable[..., dibble.HTTPServer], tree: Path, big_file: bytes, sendfile: bool
+) -> None:
+    # The server fills the socket, waits until the client reads, and goes on:
+    # many waits for a full socket, and not one byte lost or repeated.
+    server = serve(lambda s: s.static("/static", tree, sendfile=sendfile))
+    with socket.create_connection(("127.0.0.1", server.addresses[0][1]), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = bytearray()
+        reads = 0
+        while chunk := sock.recv(256 * 1024):
+            data += chunk
+            reads += 1
+            if reads % 16 == 0:
+                time.sleep(0.002)
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert hashlib.sha256(body).digest() == hashlib.sha256(big_file).digest()
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_a_client_that_stops_reading_is_dropped_after_send_timeout(
+    serve: Callable[..., dibble.HTTPServer], tree: Path, big_file: bytes, sendfile: bool
+) -> None:
+    server = serve(lambda s: s.static("/static", tree, sendfile=sendfile, send_timeout=0.5))
+    baseline = open_fds()
+    with socket.create_connection(("127.0.0.1", server.addresses[0][1]), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        deadline = time.monotonic() + 5
+        while server.listeners[0].connections and time.monotonic() < deadline:
+            time.sleep(0.05)  # not reading: the server must give up on us
+        assert not server.listeners[0].connections
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):  # what was in flight, then the end
+                received += len(chunk)
+        assert received < len(big_file)
+    while open_fds() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_fds() <= baseline  # the file and any duplicate socket are closed
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_pipelined_small_then_large_keeps_the_order(
+    serve: Callable[..., dibble.HTTPServer], tree: Path, big_file: bytes, sendfile: bool
+) -> None:
+    # Both requests arrive in one read: the small answers wait in the
+    # connection's output while the large file goes to the socket directly.
+    # They must still leave first.
+    server = serve(lambda s: s.static("/static", tree, sendfile=sendfile))
+    requests = (
+        b"GET /static/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /static/missing.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.addresses[0][1]), timeout=10) as sock:
+        sock.sendall(requests)
+        data = bytearray()
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    first, _, rest = bytes(data).partition(b"\r\n\r\nhello\n")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert rest.startswith(b"HTTP/1.1 404 Not Found")
+    big = rest.index(b"HTTP/1.1 200 OK")
+    assert rest[big:].partition(b"\r\n\r\n")[2] == big_file
+
+
+def test_head_and_part_headers_go_out_with_the_file_bytes(
+    serve: Callable[..., dibble.HTTPServer],
+    tree: Path,
+    big_file: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A head sent as a packet of its own slows the receiver's window growth
+    # (see _Sender._send_bytes): every bytes piece followed by a file range is
+    # sent with MSG_MORE, and only the last piece without.
+    from dibble.files import _send
+
+    sent: list[tuple[bytes, bool]] = []
+    original = _send._Sender._send_bytes
+
+    def spy(self: Any, data: bytes, *, more: bool) -> int:
+        sent.append((data[:20], more))
+        return original(self, data, more=more)
+
+    monkeypatch.setattr(_send._Sender, "_send_bytes", spy)
+    server = serve(lambda s: s.static("/static", tree))
+    request = (
+        "GET /static/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        "Range: bytes=0-99999,200000-299999\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.addresses[0][1]), timeout=10) as sock:
+        sock.sendall(request.encode())
+        data = bytearray()
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    response = bytes(data)
+    assert big_file[:100000] in response and big_file[200000:300000] in response
+    assert sent[0] == (b"HTTP/1.1 206 Partial", True)
+    assert [more for _, more in sent] == [True, True, False]  # head+part 1, part 2, end
+    assert sent[-1][0].startswith(b"\r\n--")
+
+
+def test_without_a_socket_the_head_is_written_with_the_first_chunk(tree: Path) -> None:
+    # The in-memory transport stands for TLS: no descriptor to sendfile to.
+    data = os.urandom(600 * 1024)
+    (tree / "mid.bin").write_bytes(data)
+    with make_client(tree) as client:
+        writes: list[bytes] = []
+        transport = client.connect()
+        recorded = transport.on_write
+
+        def record(chunk: bytes) -> None:
+            writes.append(chunk)
+            recorded(chunk)
+
+        transport.on_write = record
+        response = client.get("/static/mid.bin")
+        assert response.body == data
+        assert writes[0].startswith(b"HTTP/1.1 200 OK")
+        assert writes[0].endswith(data[: 256 * 1024])  # head and first chunk, one write
+        writes.clear()
+        response = client.get("/static/mid.bin", headers={"Range": "bytes=0-9,-100000"})
+        assert response.status == 206
+        assert data[:10] in response.body and data[-100000:] in response.body
+        assert writes[0].startswith(b"HTTP/1.1 206") and data[:10] in writes[0]
+
+
+def test_send_bytes_borrows_the_descriptor_and_leaves_it_open() -> None:
+    from dibble.files import _send
+
+    left, right = socket.socketpair()
+    read_end, write_end = os.pipe()
+    try:
+        sender: Any = types.SimpleNamespace(sock_fd=left.fileno())
+        assert _send._Sender._send_bytes(sender, b"head", more=True) == 4
+        assert _send._Sender._send_bytes(sender, b"tail", more=False) == 4
+        left.sendall(b"!")  # still open: the borrowed socket object was detached
+        assert right.recv(16) == b"headtail!"
+        # A descriptor that is not a socket takes no flags: plain write().
+        sender.sock_fd = write_end
+        assert _send._Sender._send_bytes(sender, b"pipe", more=True) == 4
+        assert os.read(read_end, 16) == b"pipe"
+    finally:
+        left.close()
+        right.close()
+        os.close(read_end)
+        os.close(write_end)
 
 
 # --- real clients -------------------------------------------------------------------

@@ -7,6 +7,7 @@ paths built from the same dangerous pieces at the resolver and the server.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -187,6 +188,53 @@ def test_resolve_never_leaves_the_root(tree: Path, raw: str) -> None:
     assert target.path == root or target.path.startswith(root + "/")
     assert not any(part.startswith(".") for part in target.relative.split("/") if part)
     assert "secret" not in target.path.rsplit("/", 1)[-1] or target.path.startswith(root + "/")
+
+
+def resolve_by_realpath(root: str, raw: str) -> tuple[str, str] | None:
+    """The reference: realpath of the whole path, commonpath, relpath, no hidden parts."""
+    split = split_url_path(raw)
+    if split is None:
+        return None
+    path = os.path.realpath(os.path.join(root, *split[0]))
+    if os.path.commonpath([root, path]) != root:
+        return None
+    relative = os.path.relpath(path, root).replace(os.sep, "/")
+    relative = "" if relative == "." else relative
+    if any(part.startswith(".") for part in relative.split("/")):
+        return None
+    return path, relative
+
+
+WALK_PIECES = [
+    "sub",
+    "deeper",
+    "x.bin",
+    "hello.txt",
+    "missing",
+    "inside-link.txt",
+    "outside-link.txt",
+    "outside-dir",
+    "other.txt",
+    "link-to-hidden",
+    "broken-link",
+    "dir-link",
+]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(WALK_PIECES), min_size=1, max_size=4), slash=st.booleans())
+def test_resolve_agrees_with_realpath(tree: Path, parts: list[str], slash: bool) -> None:
+    # resolve() walks down with one lstat per segment and only calls realpath
+    # when it meets a link: the answer must be the same as realpath's.
+    if not (tree / "dir-link").is_symlink():
+        os.symlink(tree / "sub", tree / "dir-link")
+    root = str(tree.resolve())
+    raw = "/" + "/".join(parts) + ("/" if slash else "")
+    target = resolve(root, raw)
+    expected = resolve_by_realpath(root, raw)
+    assert (None if target is None else (target.path, target.relative)) == expected
+    if target is not None:
+        assert target.trailing_slash is slash
 
 
 @settings(max_examples=400)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import stat
@@ -18,6 +19,9 @@ _TEXT_TYPES: Final = frozenset(
     {"application/javascript", "text/javascript", "application/x-javascript"}
 )
 _NO_TYPES: Final[Mapping[str, str]] = {}
+
+# A server sends the same few files again and again: their dates are rendered once.
+_last_modified: Final = functools.lru_cache(maxsize=1024)(http_date)
 
 
 def guess_type(name: str, types: Mapping[str, str] = _NO_TYPES, charset: str = "utf-8") -> str:
@@ -73,7 +77,7 @@ def _file_response(
 ) -> FileResponse:
     etag = make_etag(status)
     modified = int(status.st_mtime)
-    headers = [("ETag", etag), ("Last-Modified", http_date(modified))]
+    headers = [("ETag", etag), ("Last-Modified", _last_modified(modified))]
     if cache_control:
         headers.append(("Cache-Control", cache_control))
     headers.extend(extra)

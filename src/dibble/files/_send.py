@@ -16,16 +16,24 @@ A methlet returns a ``FileResponse``; the dispatcher hands it the connection
   transports, or with ``sendfile=False``, the file is read in
   ``CHUNK``-sized pieces written through the transport, waiting for it to
   drain (``pause_writing``) after each: memory stays at about one chunk per
-  connection either way.
+  connection either way.  A client that stops reading for ``send_timeout``
+  seconds is dropped on both paths.
+
+The head never leaves as a packet of its own: it is sent with ``MSG_MORE``
+ahead of the ``sendfile`` (or joined to the first chunk written), so it
+shares the first segment with the file's bytes.  That one detail decided the
+throughput; see ``_Sender._send_bytes``.  Responses to earlier pipelined
+requests still waiting in the connection's output go out first, in the same
+send.
 
 File reads that could block on the disk run in the default thread pool.
 Whether a window of the file is in the page cache is probed with
 ``preadv(RWF_NOWAIT)`` (a read that fails instead of waiting); cached data,
-the common case on a busy server, is sent from the event loop directly.
+the common case on a busy server, is sent from the event loop directly, and a
+1 MiB response then costs one ``sendfile``, with no task and no wait.
 
-Measured on the 2-core development machine (1 MiB file, wrk, 16 connections),
-``sendfile`` served about 1.6x the bytes per second of the chunked writes;
-see docs/files.md for the figures.
+Measured figures (per response: system calls, CPU, and against nginx) are in
+BENCHMARKS.md, "Files".
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
@@ -56,7 +65,11 @@ CHUNK: Final = 256 * 1024
 SENDFILE_WINDOW: Final = 2 * 1024 * 1024
 
 _NOWAIT: Final = getattr(os, "RWF_NOWAIT", 0)
+# Where the page-cache probes read their byte; only ever used on the event loop.
+_PROBE: Final = [bytearray(1)]
 _HAS_SENDFILE: Final = hasattr(os, "sendfile")
+# "More follows": the kernel holds a head back to go out with the file's first bytes.
+_MSG_MORE: Final = getattr(socket, "MSG_MORE", 0)
 
 Piece = bytes | tuple[int, int]
 
@@ -123,7 +136,7 @@ class FileResponse:
 
     def __dibble_send__(self, request: Request, conn: HTTPProtocol, keep_alive: bool) -> None:
         try:
-            type_field = content_type_field(self.content_type) if self.content_type else b""
+            type_field = _type_field(self.content_type) if self.content_type else b""
             head = render_head(
                 self.status,
                 type_field,
@@ -149,6 +162,20 @@ class FileResponse:
 
     def __repr__(self) -> str:
         return f"<FileResponse {self.status} {self.content_type} {self.length} bytes>"
+
+
+_TYPE_FIELDS: Final[dict[str, bytes]] = {}
+
+
+def _type_field(content_type: str) -> bytes:
+    """``Content-Type: ...`` as header bytes; the few types of a site encoded once."""
+    field = _TYPE_FIELDS.get(content_type)
+    if field is None:
+        field = content_type_field(content_type)
+        # Bounded: multipart types carry a fresh boundary each, and never repeat.
+        if len(_TYPE_FIELDS) < 256 and not content_type.startswith("multipart/"):
+            _TYPE_FIELDS[content_type] = field
+    return field
 
 
 def _pread_exact(fd: int, count: int, offset: int) -> bytes:
@@ -179,7 +206,6 @@ class _Sender:
         "fd",
         "keep_alive",
         "pieces",
-        "probe",
         "request",
         "response",
         "sock_fd",
@@ -195,7 +221,6 @@ class _Sender:
         self.fd = response._fd()
         self.pieces: deque[Piece] = deque(response.pieces)
         self.dup_fd = -1
-        self.probe = bytearray(1)
         self.sock_fd = -1
         transport = conn.transport
         if response.sendfile and _HAS_SENDFILE and not conn.tls and transport is not None:
@@ -209,11 +234,21 @@ class _Sender:
     def start(self, head: bytes) -> None:
         try:
             if self.sock_fd >= 0:
-                self.pieces.appendleft(head)
-                state = self._pump()
+                # Responses to earlier pipelined requests of the same read may
+                # still wait in the connection's output: they go first, in the
+                # same send as this head.
+                pending = self.conn.out
+                if pending:
+                    head = b"".join((*pending, head))
+                    pending.clear()
+            pieces = self.pieces
+            first = pieces[0]
+            if isinstance(first, bytes):  # a multipart body's first part header
+                pieces[0] = head + first
             else:
-                self.conn.write(head)
-                state = _BLOCKED
+                pieces.appendleft(head)
+            # Without sendfile, the task writes the head with the first chunk.
+            state = self._pump() if self.sock_fd >= 0 else _BLOCKED
         except BaseException as exc:
             self._fail(exc)
             return
@@ -256,7 +291,7 @@ class _Sender:
             piece = pieces[0]
             if isinstance(piece, bytes):
                 try:
-                    written = os.write(sock_fd, piece)
+                    written = self._send_bytes(piece, more=len(pieces) > 1)
                 except BlockingIOError:
                     return _BLOCKED
                 if written < len(piece):
@@ -275,6 +310,36 @@ class _Sender:
             self._advance(sent)
         return _DONE
 
+    def _send_bytes(self, data: bytes, *, more: bool) -> int:
+        """Write ``data`` to the socket; with ``more``, let the kernel hold it for what follows.
+
+        A head sent on its own leaves as a small packet of its own, and a
+        receiver's TCP then grows its window for that connection far more
+        slowly: on loopback the window stayed at a few hundred KiB, so most of
+        each 1 MiB body waited in our send buffer and was pushed out by the
+        client's acknowledgements, on the client's core.  ``MSG_MORE`` (what
+        nginx gets from ``TCP_CORK`` and two ``setsockopt`` calls) puts the
+        head into the first full-sized segment of the ``sendfile`` that follows.
+        The flag holds back only this one send: later pushes follow the
+        socket's own ``TCP_NODELAY``, so nothing can be left waiting.
+        """
+        if not (more and _MSG_MORE):
+            return os.write(self.sock_fd, data)
+        # os has no send(), and the transport's socket object refuses to send:
+        # a socket object borrows the descriptor for this one call.  With the
+        # type and protocol given, CPython asks the kernel only for the family
+        # (one getsockname).
+        try:
+            sock = socket.socket(-1, socket.SOCK_STREAM, 0, self.sock_fd)
+        except OSError:
+            return os.write(self.sock_fd, data)  # not a socket after all: no flags to give
+        try:
+            if sock.gettimeout() is not None:
+                sock.setblocking(False)  # never wait in send() for a default timeout
+            return sock.send(data, _MSG_MORE)
+        finally:
+            sock.detach()  # the transport owns the descriptor
+
     def _advance(self, sent: int) -> None:
         offset, length = self.pieces[0]
         if sent == 0:
@@ -289,9 +354,9 @@ class _Sender:
         if not _NOWAIT:
             return False  # no way to know: read in a thread
         try:
-            os.preadv(self.fd, [self.probe], offset, _NOWAIT)
+            os.preadv(self.fd, _PROBE, offset, _NOWAIT)
             if count > 4096:
-                os.preadv(self.fd, [self.probe], offset + count - 1, _NOWAIT)
+                os.preadv(self.fd, _PROBE, offset + count - 1, _NOWAIT)
         except BlockingIOError:
             return False
         except OSError:
@@ -351,11 +416,14 @@ class _Sender:
     async def _write_pieces(self) -> None:
         conn = self.conn
         loop = conn.loop
+        # The head (and a multipart part's header) waits to go out in one
+        # write with the file's next chunk: sent alone it would be a small
+        # packet of its own (see ``_send_bytes`` for what that costs).
+        held = b""
         while self.pieces:
             piece = self.pieces.popleft()
             if isinstance(piece, bytes):
-                conn.write(piece)
-                await conn.drain()
+                held += piece
                 continue
             offset, length = piece
             while length:
@@ -364,10 +432,19 @@ class _Sender:
                     data = _pread_exact(self.fd, count, offset)
                 else:
                     data = await loop.run_in_executor(None, _pread_exact, self.fd, count, offset)
+                if held:
+                    data, held = held + data, b""
                 conn.write(data)
                 offset += count
                 length -= count
-                await conn.drain()
+                if conn.write_paused:
+                    # A client that stops reading is dropped after send_timeout.
+                    async with asyncio.timeout(self.response.send_timeout):
+                        await conn.drain()
+                elif conn.closed:
+                    raise ClientDisconnected("client disconnected")
+        if held:
+            conn.write(held)
 
     # --- the end -------------------------------------------------------------------------
 

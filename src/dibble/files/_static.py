@@ -39,6 +39,8 @@ _OPEN_FLAGS: Final = (
     | getattr(os, "O_NOFOLLOW", 0)  # the path is resolved: a link now is a race
 )
 _NOT_FOUND: Final = "not found"
+#: File names whose types are remembered per mount (only files that exist get there).
+_TYPE_CACHE_SIZE: Final = 4096
 
 
 def _not_found() -> HTTPError:
@@ -79,6 +81,8 @@ class StaticFiles(Plugin):
             setattr(self, "max_body_size", 0)  # noqa: B010
         types = dict(self.options.content_types)
         self._types = {ext.lower(): value for ext, value in types.items()}
+        #: ``content_type_for`` by file name (bounded: see there).
+        self._type_cache: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<StaticFiles {self.prefix or '/'} -> {self.root}>"
@@ -110,7 +114,13 @@ class StaticFiles(Plugin):
 
     def content_type_for(self, relative_path: str) -> str:
         """The file's ``Content-Type``, by extension, with a charset for text."""
-        return guess_type(relative_path, self._types, self.options.charset)
+        name = relative_path.rsplit("/", 1)[-1]
+        cached = self._type_cache.get(name)
+        if cached is None:
+            cached = guess_type(name, self._types, self.options.charset)
+            if len(self._type_cache) < _TYPE_CACHE_SIZE:
+                self._type_cache[name] = cached
+        return cached
 
     # --- requests -----------------------------------------------------------------
 

@@ -8,6 +8,9 @@ only when application code looks.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TypeVar, overload
+
+_T = TypeVar("_T")
 
 
 class Headers(Mapping[str, str]):
@@ -41,6 +44,17 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._decoded()[name.lower()]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        # Mapping.get would look up through __getitem__ and catch a KeyError:
+        # a raised exception for every absent field (If-None-Match, Range...).
+        return self._decoded().get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in arrival order, unjoined."""
