@@ -19,7 +19,7 @@ import pytest
 
 import dibble
 from dibble.app import PREPARED
-from dibble.sessions import Changes, SessionPool, SessionStore, SQLiteStore, service_name
+from dibble.sessions import SessionPool, SessionStore, SQLiteStore, service_name
 from dibble.sessions._batch import SessionPreparation
 from dibble.testing import TestClient
 
@@ -49,27 +49,35 @@ class Counter(dibble.Plugin):
 
 
 class Recording:
-    """Wraps a store and records the size of each batch it is given."""
+    """Wraps a store and records the size of each batch it stores or loads.
+
+    Both ways are recorded: on the event loop (``*_now``, SQLite) and in the
+    I/O thread; a batch that found the store busy is counted where it ran.
+    """
 
     def __init__(self, store: SessionStore) -> None:
         self.store = store
         self.saves: list[int] = []
         self.loads: list[int] = []
         self.lock = threading.Lock()
-        original_save, original_load = store.save_many, store.load_many
+        for name, sizes in (
+            ("save_many", self.saves),
+            ("load_many", self.loads),
+            ("save_many_now", self.saves),
+            ("load_many_now", self.loads),
+        ):
+            setattr(store, name, self._recorded(getattr(store, name), sizes))
 
-        def save_many(items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+    def _recorded(
+        self, method: Callable[[Sequence[Any]], list[Any]], sizes: list[int]
+    ) -> Callable[[Sequence[Any]], list[Any]]:
+        def recorded(items: Sequence[Any]) -> list[Any]:
+            result = method(items)
             with self.lock:
-                self.saves.append(len(items))
-            return original_save(items)
+                sizes.append(len(items))
+            return result
 
-        def load_many(items: Sequence[tuple[str, str, float]]) -> list[Any]:
-            with self.lock:
-                self.loads.append(len(items))
-            return original_load(items)
-
-        store.save_many = save_many  # type: ignore[method-assign]
-        store.load_many = load_many  # type: ignore[method-assign]
+        return recorded
 
 
 def test_a_route_is_prepared_after_its_first_session_use(store: SessionStore) -> None:

@@ -82,12 +82,23 @@ def test_a_full_sqlite_disk_gives_503_and_keeps_what_was_stored(
     pool = SessionPool(store, cleanup_interval=None, max_size=10_000_000)
     with client_for(pool) as client:
         assert client.get("/set?key=a&value=kept").text == "set"
-        # "Disk full": the store's pooled connection may not grow the file.
-        (conn,) = store._idle
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages}")
-        with caplog.at_level(logging.ERROR, "dibble.error"):
-            response = client.post("/set", data={"key": "b", "value": "x" * 200_000})
+        # "Disk full": no connection of the store may grow the file, neither
+        # the pooled ones (the event loop's and the thread's) nor new ones.
+        connect = store._connect
+
+        def full(conn: sqlite3.Connection) -> sqlite3.Connection:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+            return conn
+
+        for conn in (*store._idle, *store._idle_now):
+            full(conn)
+        store._connect = lambda busy_timeout: full(connect(busy_timeout))  # type: ignore[method-assign]
+        try:
+            with caplog.at_level(logging.ERROR, "dibble.error"):
+                response = client.post("/set", data={"key": "b", "value": "x" * 200_000})
+        finally:
+            store._connect = connect  # type: ignore[method-assign]
         assert_unavailable(response)
         assert "full" in caplog.text
         # The failed connection was dropped; a fresh one has room again.

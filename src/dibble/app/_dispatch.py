@@ -39,6 +39,7 @@ from ._render import (
     SERVER_FIELD,
     connection_field,
     content_type_field,
+    encode_extra_fields,
     has_field,
     render_head,
 )
@@ -145,6 +146,8 @@ class Dispatcher:
             finally:
                 current_request.reset(token)
             self._respond(request, result)
+        elif route.mode == PREPARED and route.prepared_mode == INLINE:
+            self._run_prepared_inline(request, route)
         elif route.mode == ASYNC or route.mode == PREPARED:
             run = self._run_async if route.mode == ASYNC else self._run_prepared
             token = current_request.set(request)
@@ -190,6 +193,61 @@ class Dispatcher:
                 raise
             return
         self._respond(request, result)
+
+    def _run_prepared_inline(self, request: Request, route: Route) -> None:
+        # A sync (or never-suspending) methlet between two steps that may
+        # wait for a batch: callbacks, not a task.
+        preparation = route.preparation
+        assert preparation is not None
+        try:
+            waiting = preparation.before(request)
+        except BaseException as exc:
+            self._fail(request, exc)
+            return
+        if waiting is None:
+            self._call_prepared(request, route, None)
+        else:
+            waiting.then(lambda error: self._call_prepared(request, route, error))
+
+    def _call_prepared(self, request: Request, route: Route, error: BaseException | None) -> None:
+        if error is not None:
+            self._fail(request, error)
+            return
+        conn = request.conn
+        if conn is not None and conn.closed:  # the client left while the request waited
+            self._fail(request, ClientDisconnected("the client closed the connection"))
+            return
+        preparation = route.preparation
+        assert preparation is not None
+        token = current_request.set(request)
+        try:
+            start = perf_counter()
+            if route.binder.needs_params or route.segments or route.unknown:
+                args, kwargs = _bind(request, route)
+                result = route.func(*args, **kwargs)
+            else:
+                result = route.func()
+            if route.drive:
+                result = _drive(result)
+            elapsed = perf_counter() - start
+            if elapsed > self._slow_threshold:
+                self._warn_slow(route, elapsed)
+            waiting = preparation.after(request)
+        except BaseException as exc:
+            self._fail(request, exc)
+            return
+        finally:
+            current_request.reset(token)
+        if waiting is None:
+            self._respond(request, result)
+        else:
+            waiting.then(lambda error: self._prepared_done(request, result, error))
+
+    def _prepared_done(self, request: Request, result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            self._fail(request, error)
+        else:
+            self._respond(request, result)
 
     def _run_in_thread(self, request: Request, route: Route) -> None:
         if self._executor is None:
@@ -248,9 +306,25 @@ class Dispatcher:
         assert conn is not None
         keep_alive = request.keep_alive and not conn.closing
         writer = request.writer
+        extra = b""
         if writer is not None and writer.head_hooks is not None:
             # Sessions save here and add their fields (Set-Cookie, Vary).
-            result = writer.run_head_hooks(result)
+            kind = type(result)
+            if not writer.started and (
+                kind is str
+                or kind is bytes
+                or kind is dict
+                or kind is list
+                or (kind is Response and result.status == 200 and not result.headers)
+            ):
+                # The common answers stay on the quick way below, with the
+                # hooks' fields added to the head.
+                fields: list[tuple[str, str]] = []
+                writer.run_hooks_on(fields)
+                if fields:
+                    extra = encode_extra_fields(fields)
+            else:
+                result = writer.run_head_hooks(result)
         if writer is not None and writer.started:
             if result is not None:
                 raise TypeError(
@@ -265,13 +339,14 @@ class Dispatcher:
         if kind is str:
             route = request.route
             assert route is not None
-            self._send_ok(request, conn, route.str_type, result.encode("utf-8"), keep_alive)
+            body = result.encode("utf-8")
+            self._send_ok(request, conn, route.str_type + extra, body, keep_alive)
         elif kind is bytes:
             route = request.route
             assert route is not None
-            self._send_ok(request, conn, route.bytes_type, result, keep_alive)
+            self._send_ok(request, conn, route.bytes_type + extra, result, keep_alive)
         elif kind is dict or kind is list:
-            self._send_ok(request, conn, JSON_FIELD, encode_json(result), keep_alive)
+            self._send_ok(request, conn, JSON_FIELD + extra, encode_json(result), keep_alive)
         elif kind is Response and result.status == 200 and not result.headers:
             content_type = result.content_type
             if content_type is None:
@@ -280,7 +355,7 @@ class Dispatcher:
                 type_field = route.bytes_type
             else:
                 type_field = _TYPE_FIELDS.get(content_type) or _type_field(content_type)
-            self._send_ok(request, conn, type_field, result.body, keep_alive)
+            self._send_ok(request, conn, type_field + extra, result.body, keep_alive)
         elif isinstance(result, Response):
             self._send_response(request, conn, result, keep_alive)
         elif result is None:

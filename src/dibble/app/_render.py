@@ -40,6 +40,31 @@ def has_field(headers: Iterable[tuple[str, str]], name: str) -> bool:
     return any(key.lower() == name for key, _ in headers)
 
 
+_FRAMING: Final = ("content-length", "transfer-encoding")
+# Encoded fields by (name, value): most responses repeat the same few
+# ("Vary: Cookie", "Cache-Control: private"), and checking and encoding a
+# field costs more than finding it.  Cleared when full.
+_FIELDS: Final[dict[tuple[str, str], bytes]] = {}
+_FIELDS_MAX: Final = 1024
+
+
+def encode_extra_fields(headers: list[tuple[str, str]]) -> bytes:
+    """``headers`` rendered (framing fields dropped: dibble sets its own)."""
+    out = []
+    for given in headers:
+        # Pairs given as lists still render (they are only not cached).
+        pair = given if type(given) is tuple else (given[0], given[1])
+        field = _FIELDS.get(pair)
+        if field is None:
+            framing = pair[0].lower() in _FRAMING
+            field = b"" if framing else encode_header_fields((pair,))
+            if len(_FIELDS) >= _FIELDS_MAX:
+                _FIELDS.clear()
+            _FIELDS[pair] = field
+        out.append(field)
+    return b"".join(out)
+
+
 def render_head(
     status: int,
     type_field: bytes,
@@ -54,12 +79,7 @@ def render_head(
     close`` field, delimited by closing the connection).  1xx, 204 and 304
     responses get no length field, as RFC 9110 demands.
     """
-    if headers:
-        extra = encode_header_fields(
-            (k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")
-        )
-    else:
-        extra = b""
+    extra = encode_extra_fields(headers) if headers else b""
     if status < 200 or status in (204, 304):
         framing = b""
     elif length is not None:

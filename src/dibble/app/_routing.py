@@ -20,12 +20,13 @@ endpoint.  ``default_service`` makes ``/`` answer what ``/<name>`` answers.
 
 from __future__ import annotations
 
+import asyncio
 import dis
 import functools
 import inspect
 import mimetypes
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast
 from urllib.parse import unquote
@@ -33,6 +34,7 @@ from urllib.parse import unquote
 from ._params import Binder
 from ._plugin import Plugin, get_request
 from ._render import HTML_FIELD, content_type_field
+from ._writer import THREAD_MODE
 
 if TYPE_CHECKING:
     from ._request import Request
@@ -43,23 +45,77 @@ Guard: TypeAlias = Callable[["Request"], None]
 
 INLINE: Final = 0
 ASYNC: Final = 1
-THREAD: Final = 2
+THREAD: Final = THREAD_MODE
 #: An inline or async route that a feature prepares and finishes with async
 #: steps around the methlet (sessions loaded and saved in batches).
 PREPARED: Final = 3
 
 
-class Preparation(Protocol):
-    """Async steps around a methlet: ``before`` it runs and ``after`` it returns.
+class Pending:
+    """A step that finishes later, such as a batch of store I/O.
 
-    Either may return None when there is nothing to wait for.  A feature
-    that batches I/O over concurrent requests (the session pool) attaches
-    one to a route with ``Route.prepare``.
+    ``then(callback)`` has ``callback(error)`` called once it is finished,
+    with None or the exception it failed with (at once when it already is).
+    No task and no future: a sync methlet of a prepared route runs from such
+    a callback, so waiting for a batch costs no more than a function call.
+    A coroutine may also ``await`` it.
     """
 
-    def before(self, request: Request) -> Awaitable[None] | None: ...
+    __slots__ = ("_callbacks", "_done", "_error")
 
-    def after(self, request: Request) -> Awaitable[None] | None: ...
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[BaseException | None], None]] = []
+        self._done = False
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def then(self, callback: Callable[[BaseException | None], None]) -> None:
+        if self._done:
+            callback(self._error)
+        else:
+            self._callbacks.append(callback)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Mark the step finished (or failed with ``error``) and run the callbacks."""
+        if self._done:
+            return
+        self._done = True
+        self._error = error
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(error)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if not self._done:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def wake(error: BaseException | None) -> None:
+                if not future.done():
+                    if error is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(error)
+
+            self.then(wake)
+            yield from future.__await__()
+        if self._error is not None:
+            raise self._error
+
+
+class Preparation(Protocol):
+    """Steps around a methlet: ``before`` it runs and ``after`` it returns.
+
+    Either returns None when it is done at once, or a ``Pending`` to wait
+    for.  A feature that batches I/O over concurrent requests (the session
+    pool) attaches one to a route with ``Route.prepare``.
+    """
+
+    def before(self, request: Request) -> Pending | None: ...
+
+    def after(self, request: Request) -> Pending | None: ...
 
 
 _METHLET_NAME: Final = re.compile(r"on[A-Z][A-Za-z0-9]*")
@@ -189,6 +245,11 @@ class Router:
         self.default_service = ""
         #: Resolved routes by raw path; the dispatcher reads it directly.
         self.cache: dict[bytes, Route] = {}
+        #: Routes of paths no methlet claims (a mount's ``on_unknown``: static
+        #: files, 404s), apart, so that clients asking for ever new paths churn
+        #: only this one.  Resolving such a path costs about as much as a whole
+        #: plaintext request.
+        self.unknown_cache: dict[bytes, Route] = {}
         #: The server's guard (HTTP authentication), for every route whose
         #: plugin or methlet does not name its own.
         self.guard: Guard | None = None
@@ -222,11 +283,13 @@ class Router:
         self._binder(endpoint.func)
         mount.endpoint = endpoint
         self.cache.clear()
+        self.unknown_cache.clear()
 
     def set_default_service(self, name: str) -> None:
         """Make ``/`` answer what ``/name`` answers ("" to undo)."""
         self.default_service = name.strip("/")
         self.cache.clear()
+        self.unknown_cache.clear()
 
     def register(self, plugin: Plugin, prefix: str = "") -> None:
         if not isinstance(plugin, Plugin):
@@ -244,6 +307,7 @@ class Router:
                 if callable(attr):
                     self._binder(attr)
         self.cache.clear()
+        self.unknown_cache.clear()
 
     def _binder(self, func: Callable[..., Any]) -> Binder:
         key = getattr(func, "__func__", func)
@@ -254,14 +318,14 @@ class Router:
 
     def resolve(self, raw_path: bytes) -> Route:
         """The route for a raw (still percent-encoded) path; never None."""
-        route = self.cache.get(raw_path)
+        route = self.cache.get(raw_path) or self.unknown_cache.get(raw_path)
         if route is not None:
             return route
         route = self._resolve(raw_path.decode("latin-1"))
-        if not route.unknown:
-            if len(self.cache) >= _CACHE_SIZE:
-                self.cache.clear()
-            self.cache[raw_path] = route
+        cache = self.unknown_cache if route.unknown else self.cache
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[raw_path] = route
         return route
 
     def _resolve(self, path: str) -> Route:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..http import LAST_CHUNK, encode_chunk, encode_header_fields, status_line
 from ._pages import error_page
@@ -36,6 +36,10 @@ class _Done:
 
 
 _DONE = _Done()
+
+#: The route mode of methlets run in the thread pool (``_routing.THREAD``,
+#: defined here because that module imports this one).
+THREAD_MODE: Final = 2
 
 
 class ResponseWriter:
@@ -78,10 +82,8 @@ class ResponseWriter:
     def of(cls, request: Request) -> ResponseWriter:
         writer = request.writer
         if writer is None:
-            from ._routing import THREAD
-
             route = request.route
-            writer = cls(request, threaded=route is not None and route.mode == THREAD)
+            writer = cls(request, threaded=route is not None and route.mode == THREAD_MODE)
             request.writer = writer
         return writer
 
@@ -165,6 +167,14 @@ class ResponseWriter:
             self.head_hooks = [hook]
         else:
             self.head_hooks.append(hook)
+
+    def run_hooks_on(self, fields: list[tuple[str, str]]) -> None:
+        """Run the head hooks (once) on ``fields``, the response's extra header fields."""
+        hooks = self.head_hooks
+        self.head_hooks = None
+        if hooks:
+            for hook in hooks:
+                hook(fields)
 
     def run_head_hooks(self, result: Any) -> Any:
         """Run the head hooks (once); ``result`` as a ``Response`` carrying their fields."""

@@ -32,7 +32,16 @@ from ._pool import (
 from ._redis import RedisStore  # imports the redis package only when one is made
 from ._session import Session, SessionTooLarge
 from ._sqlite import SQLiteStore
-from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, StoreError
+from ._store import (
+    Changes,
+    Expired,
+    Loaded,
+    Record,
+    SessionInfo,
+    SessionStore,
+    StoreBusy,
+    StoreError,
+)
 
 __all__ = [
     "AUTH_SERVICE",
@@ -49,6 +58,7 @@ __all__ = [
     "SessionPool",
     "SessionStore",
     "SessionTooLarge",
+    "StoreBusy",
     "StoreError",
     "new_session_id",
     "open_store",

@@ -3,19 +3,30 @@
 A request's session is loaded when a methlet first reads it, and saved
 when the response head goes out: two store operations per request, each a
 round trip to Redis or a transaction in SQLite.  Done one request at a
-time on the event loop, that is most of what a session costs.
+time, that is most of what a session costs.
 
 So once a route has been seen to use sessions, its later requests are
 *prepared* (``Route.prepare``): before the methlet runs, the services it
-used are loaded, and after it returns, what it changed is saved -- both as
-futures that a ``Batcher`` gathers and hands to the store in one
-``load_many``/``save_many`` call: one pipelined round trip to Redis, one
-SQLite transaction (group commit) for many requests.  The call runs in the
-pool's I/O thread, so the event loop serves other requests meanwhile; the
-operations that arrive while a batch is out form the next one (under load,
-batches grow by themselves).  A failure fails every request of the batch
-with the 503 the pool makes of it; each request's changes are still
-applied atomically and merged key by key, as when saved alone.
+used are loaded, and after it returns, what it changed is saved.  A
+``Batcher`` gathers the operations that requests ask for during one turn
+of the event loop and hands them to the store in one ``load_many`` and one
+``save_many`` call: one pipelined round trip to Redis, one SQLite
+transaction (group commit) for many requests.
+
+Where the batch runs depends on the store:
+
+* A local store (SQLite: ``in_loop``) runs it on the event loop at the end
+  of the turn, with connections that never wait for a lock; the requests'
+  responses go out right after.  Should another process hold the lock, the
+  batch goes to the I/O thread, which may wait.
+* Any other store (Redis) runs it in the pool's I/O thread while the loop
+  serves others; the operations that arrive meanwhile form the next batch
+  (under load, batches grow by themselves).
+
+No task and no future per request: the dispatcher runs a prepared sync
+methlet from a ``Pending``'s callback.  A failure fails every request of
+the batch with the 503 the pool makes of it; each request's changes are
+still applied atomically and merged key by key, as when saved alone.
 
 The first request of a route, and everything else (a service a methlet
 reads for the first time, increments, rotation, logout), goes the plain
@@ -26,10 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ..app import HTTPError, Request
+from ..app import HTTPError, Pending, Request
+from ._store import StoreBusy
 
 if TYPE_CHECKING:
     from ._pool import SessionPool
@@ -37,7 +50,30 @@ if TYPE_CHECKING:
 
 __all__ = ["Batcher", "SessionPreparation"]
 
+error_log: Final = logging.getLogger("dibble.error")
+
 T = TypeVar("T")
+A = TypeVar("A")
+
+#: Called with a request's results, or with None and the error.
+Delivery = Callable[[list[T] | None, BaseException | None], None]
+
+LoadItem = tuple[str, str, float]
+SaveItem = tuple[str, str, "Changes", float, float]
+
+
+class _Queue(Generic[A, T]):
+    """The operations of several requests, each a list of items and a delivery."""
+
+    __slots__ = ("entries", "items")
+
+    def __init__(self) -> None:
+        self.items: list[A] = []
+        self.entries: list[tuple[int, Delivery[T]]] = []  # (how many items, delivery)
+
+    def add(self, items: Sequence[A], deliver: Delivery[T]) -> None:
+        self.items.extend(items)
+        self.entries.append((len(items), deliver))
 
 
 class Batcher:
@@ -46,24 +82,20 @@ class Batcher:
     def __init__(self, pool: SessionPool, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
         self.loop = loop
-        self._loads: list[tuple[tuple[str, str, float], asyncio.Future[Loaded | None]]] = []
-        self._saves: list[tuple[tuple[str, str, Changes, float, float], asyncio.Future[bool]]] = []
+        self._loads: _Queue[LoadItem, Loaded | None] = _Queue()
+        self._saves: _Queue[SaveItem, bool] = _Queue()
         self._scheduled = False
         self._busy = False
 
-    def load(self, sid: str, service: str, now: float) -> asyncio.Future[Loaded | None]:
-        future: asyncio.Future[Loaded | None] = self.loop.create_future()
-        self._loads.append(((sid, service, now), future))
+    def load(self, items: Sequence[LoadItem], deliver: Delivery[Loaded | None]) -> None:
+        """Load ``items`` (``(sid, service, now)``) in this turn's batch."""
+        self._loads.add(items, deliver)
         self._schedule()
-        return future
 
-    def save(
-        self, sid: str, service: str, changes: Changes, now: float, expires: float
-    ) -> asyncio.Future[bool]:
-        future: asyncio.Future[bool] = self.loop.create_future()
-        self._saves.append(((sid, service, changes, now, expires), future))
+    def save(self, items: Sequence[SaveItem], deliver: Delivery[bool]) -> None:
+        """Save ``items`` (``(sid, service, changes, now, expires)``) in this turn's batch."""
+        self._saves.add(items, deliver)
         self._schedule()
-        return future
 
     def _schedule(self) -> None:
         if not self._scheduled and not self._busy:
@@ -74,13 +106,20 @@ class Batcher:
 
     def _flush(self) -> None:
         self._scheduled = False
-        if self._busy or not (self._loads or self._saves):
+        if self._busy or not (self._loads.entries or self._saves.entries):
             return
-        loads, self._loads = self._loads, []
-        saves, self._saves = self._saves, []
-        self._busy = True
+        loads, self._loads = self._loads, _Queue()
+        saves, self._saves = self._saves, _Queue()
         pool = self.pool
-        work = pool.io_thread().submit(_execute, pool, loads, saves)
+        if pool.store.in_loop:
+            store = pool.store
+            loads = _now(pool, store.load_many_now, loads)
+            saves = _now(pool, store.save_many_now, saves)
+            if not (loads.entries or saves.entries):
+                return
+        # In the I/O thread, which may wait; what arrives meanwhile waits too.
+        self._busy = True
+        work = pool.io_thread().submit(_execute, pool, loads.items, saves.items)
         work.add_done_callback(
             lambda done: self.loop.call_soon_threadsafe(self._done, done, loads, saves)
         )
@@ -88,8 +127,8 @@ class Batcher:
     def _done(
         self,
         work: concurrent.futures.Future[tuple[_Outcome, _Outcome]],
-        loads: list[tuple[Any, asyncio.Future[Loaded | None]]],
-        saves: list[tuple[Any, asyncio.Future[bool]]],
+        loads: _Queue[LoadItem, Loaded | None],
+        saves: _Queue[SaveItem, bool],
     ) -> None:
         self._busy = False
         loaded, saved = work.result()
@@ -109,38 +148,59 @@ class _Outcome:
 
 
 def _call(
-    pool: SessionPool, method: Callable[[Sequence[Any]], list[Any]], batch: Sequence[Any]
+    pool: SessionPool, method: Callable[[Sequence[Any]], list[Any]], items: Sequence[Any]
 ) -> _Outcome:
     outcome = _Outcome()
-    if batch:
+    if items:
         try:
-            outcome.results = pool.call(method, [args for args, _ in batch])
+            outcome.results = pool.call(method, items)
+        except StoreBusy:
+            raise
         except Exception as exc:  # handed to the requests, on the loop
             outcome.error = exc
     return outcome
 
 
-def _execute(
+def _now(
     pool: SessionPool,
-    loads: list[tuple[Any, asyncio.Future[Loaded | None]]],
-    saves: list[tuple[Any, asyncio.Future[bool]]],
+    method: Callable[[Sequence[A]], list[T]],
+    queue: _Queue[A, T],
+) -> _Queue[A, T]:
+    """Run ``queue`` on the loop and deliver; what is left for the thread (if busy)."""
+    if not queue.entries:
+        return queue
+    try:
+        outcome = _call(pool, method, queue.items)
+    except StoreBusy:
+        return queue
+    _deliver(queue, outcome)
+    return _Queue()
+
+
+def _execute(
+    pool: SessionPool, loads: list[LoadItem], saves: list[SaveItem]
 ) -> tuple[_Outcome, _Outcome]:
-    # In the I/O thread; the futures are only touched back on the loop.
+    # In the I/O thread; the deliveries are only called back on the loop.
     store = pool.store
     return _call(pool, store.load_many, loads), _call(pool, store.save_many, saves)
 
 
-def _deliver(batch: Sequence[tuple[Any, asyncio.Future[T]]], outcome: _Outcome) -> None:
+def _deliver(queue: _Queue[Any, T], outcome: _Outcome) -> None:
     error = outcome.error
-    for index, (_, future) in enumerate(batch):
-        if future.done():  # a request whose client left is cancelled
-            continue
-        if error is None:
-            future.set_result(outcome.results[index])
-        elif isinstance(error, HTTPError):
-            future.set_exception(HTTPError(error.status, error.message, error.headers))
-        else:  # a bug, not a store failure: each request gets its 500
-            future.set_exception(error)
+    results = outcome.results
+    start = 0
+    for count, deliver in queue.entries:
+        try:
+            if error is None:
+                deliver(results[start : start + count], None)
+            elif isinstance(error, HTTPError):
+                # Each request gets an exception of its own (tracebacks differ).
+                deliver(None, HTTPError(error.status, error.message, error.headers))
+            else:  # a bug, not a store failure: each request gets its 500
+                deliver(None, error)
+        except Exception:  # the requests' own code handles its errors; this is a bug
+            error_log.exception("delivering a session batch failed")
+        start += count
 
 
 class SessionPreparation:
@@ -151,9 +211,9 @@ class SessionPreparation:
         #: The (service, lifetime) pairs the route's requests have used.
         self.services: list[tuple[str, float | None]] = []
 
-    def before(self, request: Request) -> Awaitable[None] | None:
+    def before(self, request: Request) -> Pending | None:
         return self.pool.for_request(request).preload(self.services)
 
-    def after(self, request: Request) -> Awaitable[None] | None:
+    def after(self, request: Request) -> Pending | None:
         state = getattr(request, "session_state", None)
         return state.save_batched() if state is not None else None

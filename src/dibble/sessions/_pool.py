@@ -37,16 +37,16 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from ..app import HTTPError, Request, ResponseWriter, server_of
+from ..app import HTTPError, Pending, Request, ResponseWriter, server_of
 from ..cookies import Cookie
 from ._batch import Batcher, SessionPreparation
 from ._memory import MemoryStore
 from ._session import Session, SessionTooLarge
-from ._store import NO_CHANGES, Changes, Expired, Loaded, SessionStore, StoreError
+from ._store import NO_CHANGES, Changes, Expired, Loaded, SessionStore, StoreBusy, StoreError
 
 if TYPE_CHECKING:
     from ..app import HTTPServer
@@ -486,8 +486,8 @@ class RequestSessions:
         ):
             preparation.services.append((service, lifetime))
 
-    def preload(self, services: list[tuple[str, float | None]]) -> Awaitable[None] | None:
-        """Load ``services`` for a prepared route, in the loop turn's batch."""
+    def preload(self, services: list[tuple[str, float | None]]) -> Pending | None:
+        """Load ``services`` for a prepared route: now, or in the loop turn's batch."""
         if self._checked or not services:
             return None
         self._checked = True
@@ -496,19 +496,41 @@ class RequestSessions:
             return None  # no session: nothing to load, the methlet starts empty ones
         pool = self.pool
         now = pool.clock()
-        batcher = pool.batcher(self.request)
-        pending = [(s, life, batcher.load(candidate, s, now)) for s, life in services]
-        return self._preloaded(candidate, pending, now)
+        items = [(candidate, service, now) for service, _ in services]
+        if pool.store.in_loop:
+            # A local store reads without waiting: no batch, no wait.
+            try:
+                results = pool.call(pool.store.load_many_now, items)
+            except StoreBusy:
+                pass
+            else:
+                self._preloaded(candidate, services, results, now)
+                return None
+        pending = Pending()
 
-    async def _preloaded(
+        def loaded(results: list[Loaded | None] | None, error: BaseException | None) -> None:
+            if results is None:
+                pending.finish(error)
+                return
+            try:
+                self._preloaded(candidate, services, results, now)
+            except BaseException as exc:
+                pending.finish(exc)
+                return
+            pending.finish()
+
+        pool.batcher(self.request).load(items, loaded)
+        return pending
+
+    def _preloaded(
         self,
         candidate: str,
-        pending: list[tuple[str, float | None, asyncio.Future[Loaded | None]]],
+        services: list[tuple[str, float | None]],
+        results: list[Loaded | None],
         now: float,
     ) -> None:
-        results = [(service, life, await future) for service, life, future in pending]
-        self._adopt(candidate, results[0][2])
-        for service, life, loaded in results:
+        self._adopt(candidate, results[0])
+        for (service, life), loaded in zip(services, results, strict=True):
             if service not in self.sessions:
                 span = self.pool.lifetime_for(service, life)
                 self._open(service, span, loaded if self.sid is not None else None, now)
@@ -588,11 +610,25 @@ class RequestSessions:
             self._new_id(now)
         return work
 
-    def _stored(self, session: Session, changes: Changes, stored: bool, now: float) -> None:
-        expires = now + session.lifetime
+    def _expires(self, session: Session, now: float) -> float:
+        """The expiry to store with ``session``: pushed forward only when due.
+
+        Like a read, a write moves the expiry only when ``refresh_after`` of
+        the lifetime has passed since it last moved (``stale``): most saves
+        then leave the id's expiry alone, which spares the store a write.
+        """
+        current = session.expires
+        if current is not None and not session.stale and current > now:
+            return current
+        return now + session.lifetime
+
+    def _stored(
+        self, session: Session, changes: Changes, stored: bool, now: float, expires: float
+    ) -> None:
         if not stored:
             # The id went away since it was loaded (a logout in another tab,
             # or it expired): keep this request's data under a new one.
+            expires = now + session.lifetime
             changes = session.everything()
             self._new_id(now)
             assert self.sid is not None
@@ -609,11 +645,11 @@ class RequestSessions:
         now = pool.clock()
         for session, changes in self._pending(now):
             assert self.sid is not None
-            expires = now + session.lifetime
+            expires = self._expires(session, now)
             stored = pool.call(pool.store.save, self.sid, session.service, changes, now, expires)
-            self._stored(session, changes, stored, now)
+            self._stored(session, changes, stored, now, expires)
 
-    def save_batched(self) -> Awaitable[None] | None:
+    def save_batched(self) -> Pending | None:
         """``save`` in the loop turn's batch (for prepared routes)."""
         if self.saved or self.closed:
             return None
@@ -625,22 +661,26 @@ class RequestSessions:
             return None
         sid = self.sid
         assert sid is not None
-        batcher = pool.batcher(self.request)
-        pending = [
-            (
-                session,
-                changes,
-                batcher.save(sid, session.service, changes, now, now + session.lifetime),
-            )
+        items = [
+            (sid, session.service, changes, now, self._expires(session, now))
             for session, changes in work
         ]
-        return self._saved_batch(pending, now)
+        pending = Pending()
 
-    async def _saved_batch(
-        self, pending: list[tuple[Session, Changes, asyncio.Future[bool]]], now: float
-    ) -> None:
-        for session, changes, future in pending:
-            self._stored(session, changes, await future, now)
+        def saved(results: list[bool] | None, error: BaseException | None) -> None:
+            if results is None:
+                pending.finish(error)
+                return
+            try:
+                for (session, changes), stored, item in zip(work, results, items, strict=True):
+                    self._stored(session, changes, stored, now, item[4])
+            except BaseException as exc:
+                pending.finish(exc)
+                return
+            pending.finish()
+
+        pool.batcher(self.request).save(items, saved)
+        return pending
 
     def before_head(self, headers: list[tuple[str, str]]) -> None:
         """Save, then add the cookie and caching fields to ``headers`` (a head hook)."""
@@ -648,6 +688,12 @@ class RequestSessions:
             return
         self.save()  # done already when the route was prepared
         self.closed = True
+        if self.issue_cookie or self.drop_cookie or self.rejected is not None:
+            self._cookie_field(headers)
+        if self.read:
+            _vary_on_cookie(headers)
+
+    def _cookie_field(self, headers: list[tuple[str, str]]) -> None:
         pool = self.pool
         name, secure = pool.cookie_for(self.request)
         if self.issue_cookie and self.sid is not None:
@@ -666,12 +712,16 @@ class RequestSessions:
                 name, "", path=pool.cookie_path, domain=pool.cookie_domain, secure=secure
             )
             headers.append(cookie.deleted().header())
-        if self.read:
-            _vary_on_cookie(headers)
+
+
+_PRIVATE: Final = (("Vary", "Cookie"), ("Cache-Control", "private"))
 
 
 def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:
     """Add ``Vary: Cookie`` and make caching private, merged with what is there."""
+    if not headers:
+        headers += _PRIVATE
+        return
     vary = [i for i, (k, _) in enumerate(headers) if k.lower() == "vary"]
     if not vary:
         headers.append(("Vary", "Cookie"))

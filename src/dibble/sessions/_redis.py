@@ -36,6 +36,11 @@ T = TypeVar("T")
 
 #: Redis keeps a key this long after it expired, for cleanup to find it.
 GRACE_SECONDS: Final = 86400.0
+#: A save with more arguments than this is not put in a batch's script.
+_MAX_SCRIPT_ARGS: Final = 2000
+#: A save moves the keys' Redis expiries and the cleanup index only when the
+#: session's expiry passed them by this much (see _SAVE); less than the grace.
+INDEX_SLACK: Final = 3600.0
 
 # Shared by the scripts: make the record current (emptied if expired or
 # cleared; ``started`` kept across a clear), then extend the record and the
@@ -58,6 +63,7 @@ redis.call('HSET', KEYS[2], '\0started', started, '\0expires', ARGV[2])
 local function finish()
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+  redis.call('HSET', KEYS[2], '\0indexed', ARGV[2])
   redis.call('HSET', KEYS[1], 's:' .. ARGV[6], '1')
   if tonumber(ARGV[2]) > tonumber(idexp) then
     redis.call('HSET', KEYS[1], 'expires', ARGV[2])
@@ -69,8 +75,49 @@ end
 
 # ARGV[8] "1" if anything changed, ARGV[9] number of keys set, then key,
 # value pairs, then the number of keys deleted, then those keys.
-_SAVE: Final = (
-    "local function run()\n"
+#
+# The common save (a live record, not cleared, a few keys) takes a shorter
+# way: one HSET of the values and the expiry, and the Redis expiries and
+# the cleanup index (``\0indexed`` says up to when they reach) moved only
+# when the expiry passed them by ``INDEX_SLACK`` seconds.  Cleanup checks
+# the real expiry of what the index hands it, and keys live a day past
+# their expiry, so neither may lag by more.
+_SAVE_BODY: Final = (
+    ""
+    + r"""
+local sets = tonumber(ARGV[9])
+local deleted = tonumber(ARGV[10 + 2 * sets])
+if ARGV[7] ~= '1' and sets <= 64 and deleted <= 64 then
+  local now = tonumber(ARGV[1])
+  local meta = redis.call('HMGET', KEYS[2], '\0expires', '\0indexed')
+  if meta[1] and tonumber(meta[1]) > now then
+    local idexp = redis.call('HGET', KEYS[1], 'expires')
+    if not idexp or tonumber(idexp) <= now then return nil end
+    local fields = {'\0expires', ARGV[2]}
+    if ARGV[8] == '1' then
+      fields[3] = '\0modified'
+      fields[4] = ARGV[1]
+    end
+    for i = 10, 9 + 2 * sets do fields[#fields + 1] = ARGV[i] end
+    redis.call('HSET', KEYS[2], unpack(fields))
+    if deleted > 0 then
+      redis.call('HDEL', KEYS[2], unpack(ARGV, 11 + 2 * sets, 10 + 2 * sets + deleted))
+    end
+    local expires = tonumber(ARGV[2])
+    if expires > tonumber(idexp) then redis.call('HSET', KEYS[1], 'expires', ARGV[2]) end
+    if not meta[2] or expires - tonumber(meta[2]) >= """
+    + f"{INDEX_SLACK:g}"
+    + r""" then
+      redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+      redis.call('HSET', KEYS[2], '\0indexed', ARGV[2])
+      redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+      redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+    end
+    return 1
+  end
+end
+"""
     + _PREPARE
     + r"""
 if ARGV[8] == '1' then redis.call('HSET', KEYS[2], '\0modified', ARGV[1]) end
@@ -87,10 +134,49 @@ for _ = 1, deleted do
 end
 finish()
 return 1
-end
-return run()
 """
 )
+
+
+# As one function of its keys ``K`` and arguments ``A``, so that one script
+# can apply the saves of a whole batch (see save_many).
+_SAVE_FUNCTION: Final = (
+    "local function save(K, A)\n"
+    + _SAVE_BODY.replace("KEYS[", "K[").replace("ARGV[", "A[").replace("unpack(ARGV", "unpack(A")
+    + "end\n"
+)
+
+_SAVE: Final = _SAVE_FUNCTION + "return save(KEYS, ARGV)\n"
+
+# Many saves in one script: one reply for a batch instead of one per request.
+# KEYS: the expiry set, then the id hash and record hash of each save; ARGV:
+# for each save the number of its arguments, then those (as for _SAVE).
+# Each reply is 1, or 0 when the id was gone.
+_SAVE_MANY: Final = (
+    _SAVE_FUNCTION
+    + r"""
+local out = {}
+local a = 1
+for k = 2, #KEYS, 2 do
+  local n = tonumber(ARGV[a])
+  out[#out + 1] = save({KEYS[k], KEYS[k + 1], KEYS[1]}, {unpack(ARGV, a + 1, a + n)}) or 0
+  a = a + n + 1
+end
+return out
+"""
+)
+
+# Many loads in one script (one reply).  KEYS: the id hash and the record
+# hash of each load; the reply has the id's expiry (or nil) and the record's
+# fields (flat) of each.
+_LOAD_MANY: Final = r"""
+local out = {}
+for k = 1, #KEYS, 2 do
+  out[#out + 1] = redis.call('HGET', KEYS[k], 'expires')
+  out[#out + 1] = redis.call('HGETALL', KEYS[k + 1])
+end
+return out
+"""
 
 # ARGV[8] the key, ARGV[9] the amount.  Returns {1, new value}, {2, the
 # value that is not an integer} or nil when the id is gone.
@@ -241,6 +327,8 @@ class RedisStore(SessionStore):
             retry=Retry(NoBackoff(), 1),
         )
         self._save = self._client.register_script(_SAVE)
+        self._save_many = self._client.register_script(_SAVE_MANY)
+        self._load_many = self._client.register_script(_LOAD_MANY)
         self._increment = self._client.register_script(_INCREMENT)
         self._rename = self._client.register_script(_RENAME)
         self._delete = self._client.register_script(_DELETE)
@@ -312,7 +400,7 @@ class RedisStore(SessionStore):
         for attempt in (1, 2):
             conn = pool.get_connection()
             try:
-                conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+                conn.send_packed_command(_pack(conn, commands))  # type: ignore[no-untyped-call]
                 replies: list[Any] = []
                 for _ in commands:
                     try:
@@ -333,16 +421,29 @@ class RedisStore(SessionStore):
                 pool.release(conn)
         raise AssertionError("unreachable")
 
+    def _script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """One EVALSHA, packed in C when hiredis is there; loads the script if Redis lost it.
+
+        An error reply comes back as the exception.
+        """
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        for attempt in (1, 2):
+            (reply,) = self._pipeline([command])
+            if not isinstance(reply, self._no_script) or attempt == 2:
+                break
+            # Redis lost its scripts (restarted, or SCRIPT FLUSH): load and redo;
+            # a script that failed to start did nothing.
+            self._client.script_load(script.script)
+        if isinstance(reply, Exception):
+            raise StoreError(f"the session store ({self.description}) failed: {reply}")
+        return reply
+
     def load_many(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
-        commands: list[tuple[Any, ...]] = []
+        keys: list[str] = []
         for sid, service, _ in items:
-            commands.append(("HGET", self._id_key(sid), "expires"))
-            commands.append(("HGETALL", self._data_key(sid, service)))
+            keys += (self._id_key(sid), self._data_key(sid, service))
         with self._calling():
-            replies = self._pipeline(commands)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise StoreError(f"the session store ({self.description}) failed: {reply}")
+            replies = self._script(self._load_many, keys, [])
         return [
             _loaded(replies[2 * i], _pairs(replies[2 * i + 1]), now)
             for i, (_, _, now) in enumerate(items)
@@ -361,21 +462,19 @@ class RedisStore(SessionStore):
         return keys, args
 
     def save_many(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
-        commands = [
-            ("EVALSHA", self._save.sha, len(keys), *keys, *args)
-            for keys, args in (self._save_args(*item) for item in items)
-        ]
+        # One script for the batch: each save in it is applied on its own
+        # terms (the merge rule), and the batch is atomic besides.
+        keys: list[str] = [self._expiry]
+        args: list[Any] = []
+        for item in items:
+            item_keys, item_args = self._save_args(*item)
+            if len(item_args) > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
+                return [self.save(*item) for item in items]
+            keys += item_keys[:2]
+            args.append(len(item_args))
+            args += item_args
         with self._calling():
-            for attempt in (1, 2):
-                replies = self._pipeline(commands)
-                if not any(isinstance(r, self._no_script) for r in replies) or attempt == 2:
-                    break
-                # Redis lost its scripts (restarted, or SCRIPT FLUSH): load and redo;
-                # a save applied twice stores the same thing.
-                self._client.script_load(_SAVE)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise StoreError(f"the session store ({self.description}) failed: {reply}")
+            replies = self._script(self._save_many, keys, args)
         return [reply == 1 for reply in replies]
 
     def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
@@ -464,6 +563,24 @@ class RedisStore(SessionStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """``commands`` in RESP: hiredis's packer (C) when it is there, else redis-py's."""
+    if _PACK_COMMAND is None:
+        return conn.pack_commands(commands)
+    return [b"".join([_PACK_COMMAND(command) for command in commands])]
+
+
+def _hiredis_packer() -> Callable[[tuple[Any, ...]], bytes] | None:
+    try:
+        from hiredis import pack_command
+    except ImportError:  # pragma: no cover - depends on the installation
+        return None
+    return pack_command  # type: ignore[return-value,unused-ignore]
+
+
+_PACK_COMMAND: Final = _hiredis_packer()
 
 
 def _without_password(url: str) -> str:

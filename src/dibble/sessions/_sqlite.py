@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -34,6 +35,7 @@ from ._store import (
     Record,
     SessionInfo,
     SessionStore,
+    StoreBusy,
     StoreError,
     integer_value,
 )
@@ -94,14 +96,22 @@ class SQLiteStore(SessionStore):
     before it fails with ``StoreError`` (and the request with a 503).
     """
 
-    # The saves of many requests share one transaction (group commit).
+    # The saves of many requests share one transaction (group commit), done
+    # on the event loop with connections that never wait for a lock: a
+    # local file answers in microseconds, and a busy one goes to the thread.
     batches = True
+    in_loop = True
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.description = f"SQLite {self.path}"
         self._idle: list[sqlite3.Connection] = []
+        self._idle_now: list[sqlite3.Connection] = []  # busy_timeout 0: for the loop
+        self._caches: dict[sqlite3.Connection, _LoopCache] = {}
+        self._hot: _LoopCache | None = None  # the cache used last
+        #: Bumped whenever a connection other than the loop's is lent (it may write).
+        self._generation = 0
         self._all: set[sqlite3.Connection] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -110,18 +120,18 @@ class SQLiteStore(SessionStore):
 
     # --- connections ----------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         conn = sqlite3.connect(
             self.path,
-            timeout=self.busy_timeout,
+            timeout=busy_timeout,
             isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE
             check_same_thread=False,  # pooled: one thread at a time, under our lock
         )
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
@@ -130,32 +140,50 @@ class SQLiteStore(SessionStore):
         return conn
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self, now: bool = False) -> Iterator[sqlite3.Connection]:
+        """A pooled connection; ``now``: one that raises ``StoreBusy`` rather than wait."""
+        idle = self._idle_now if now else self._idle
         with self._lock:
             if self._closed:
                 raise StoreError(f"the session store ({self.description}) is closed")
-            conn = self._idle.pop() if self._idle else None
+            conn = idle.pop() if idle else None
+            if not now:
+                self._generation += 1
         try:
             if conn is None:
-                conn = self._connect()
+                conn = self._connect(0.0 if now else self.busy_timeout)
                 with self._lock:
                     self._all.add(conn)
         except (sqlite3.Error, OSError) as exc:
+            if now and isinstance(exc, sqlite3.Error) and _busy(exc):
+                raise StoreBusy(str(exc)) from exc
             raise StoreError(f"cannot open the session store ({self.description}): {exc}") from exc
         try:
             yield conn
         except sqlite3.Error as exc:
+            if now and _busy(exc):
+                try:
+                    if conn.in_transaction:
+                        conn.rollback()
+                except sqlite3.Error:
+                    self._discard(conn)
+                else:
+                    self._release(conn, idle)
+                raise StoreBusy(str(exc)) from exc
             self._discard(conn)
             raise StoreError(f"the session store ({self.description}) failed: {exc}") from exc
         except BaseException:
             self._discard(conn)
             raise
+        self._release(conn, idle)
+
+    def _release(self, conn: sqlite3.Connection, idle: list[sqlite3.Connection]) -> None:
         with self._lock:
             if self.closed:  # closed while this operation ran
                 self._all.discard(conn)
                 conn.close()
             else:
-                self._idle.append(conn)
+                idle.append(conn)
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         # A connection that failed may be mid-transaction or broken: roll
@@ -167,6 +195,8 @@ class SQLiteStore(SessionStore):
             pass
         with self._lock:
             self._all.discard(conn)
+            if self._caches.pop(conn, None) is self._hot:
+                self._hot = None
         conn.close()
 
     @property
@@ -176,10 +206,11 @@ class SQLiteStore(SessionStore):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for conn in self._idle:
+            for conn in (*self._idle, *self._idle_now):
                 self._all.discard(conn)
                 conn.close()
             self._idle.clear()
+            self._idle_now.clear()
 
     # --- the interface ----------------------------------------------------------------
 
@@ -216,17 +247,24 @@ class SQLiteStore(SessionStore):
         now: float,
         expires: float,
         modified: bool = False,
+        state: tuple[float, float | None] | None = None,
     ) -> bool:
         """Apply one save inside the open transaction; False if the id is gone.
 
         Few statements on purpose: this runs once per request that changed
         its session (one query for the state, one write for the record,
-        one per kind of value change).
+        one per kind of value change).  ``state`` is the id's and the
+        record's expiry when the caller knows them for certain (the loop
+        cache), which saves the query.
         """
-        row = conn.execute(_STATE, (sid, service)).fetchone()
-        if row is None or row[0] <= now:
+        if state is None:
+            row = conn.execute(_STATE, (sid, service)).fetchone()
+            if row is None:
+                return False
+            state = row
+        id_expires, record_expires = state
+        if id_expires <= now:
             return False
-        id_expires, record_expires = row
         cleared = changes.cleared
         if record_expires is not None and record_expires <= now:
             # An expired record's old values must not merge into the new ones.
@@ -263,9 +301,13 @@ class SQLiteStore(SessionStore):
                 "DELETE FROM dibble_session_values WHERE sid = ? AND service = ? AND key = ?",
                 [(sid, service, key) for key in changes.deleted],
             )
-        if changes.set:
+        values = changes.set
+        if len(values) == 1:  # the common save: one statement, no list
+            for key, value in values.items():
+                conn.execute(_UPSERT_VALUE, (sid, service, key, value))
+        elif values:
             conn.executemany(
-                _UPSERT_VALUE, [(sid, service, key, value) for key, value in changes.set.items()]
+                _UPSERT_VALUE, [(sid, service, key, value) for key, value in values.items()]
             )
         return True
 
@@ -288,6 +330,91 @@ class SQLiteStore(SessionStore):
     def load_many(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
         with self._connection() as conn:
             return [_loaded(conn.execute(_LOAD, item).fetchall()) for item in items]
+
+    # --- on the event loop: no waiting, and a cache --------------------------------
+    #
+    # Each no-wait connection keeps what it loaded and saved (``_LoopCache``),
+    # so the next request of a session reads nothing and its save queries no
+    # state.  The cache is dropped when anything else may have written:
+    # another connection of this store (``_generation``, bumped whenever one
+    # is lent) or another process (``PRAGMA data_version``, which changes
+    # when any other connection commits; read at most once a millisecond
+    # for loads, and always inside a save's transaction).  A load may thus
+    # see another process's write up to a millisecond late, as if it had
+    # run that much earlier; saves always apply to the current state.
+
+    def _cache_for(self, conn: sqlite3.Connection, exact: bool = False) -> _LoopCache:
+        cache = self._caches.get(conn)
+        if cache is None:
+            cache = self._caches[conn] = _LoopCache()
+        if cache.generation != self._generation:
+            cache.records.clear()
+            cache.generation = self._generation
+            cache.checked = 0.0
+        clock = time.monotonic()
+        if exact or clock - cache.checked > _VERSION_CHECK:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != cache.version:
+                cache.records.clear()
+                cache.version = version
+            cache.checked = clock
+        if len(cache.records) > _CACHE_MAX:
+            cache.records.clear()
+        self._hot = cache
+        return cache
+
+    def load_many_now(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+        cache = self._hot
+        if (
+            cache is not None
+            and not self._closed
+            and cache.generation == self._generation
+            and time.monotonic() - cache.checked <= _VERSION_CHECK
+        ):
+            # Checked within the millisecond: answered from the cache alone,
+            # without borrowing a connection, when it holds every record.
+            records = cache.records
+            found: list[Loaded | None] = []
+            for sid, service, now in items:
+                loaded = records.get((sid, service))
+                if loaded is None or loaded.id_expires <= now:
+                    break
+                found.append(loaded)
+            else:
+                return found
+        with self._connection(now=True) as conn:
+            records = self._cache_for(conn).records
+            out: list[Loaded | None] = []
+            for item in items:
+                loaded = records.get((item[0], item[1]))
+                if loaded is None or loaded.id_expires <= item[2]:
+                    loaded = _loaded(conn.execute(_LOAD, item).fetchall())
+                    if loaded is not None:
+                        records[item[0], item[1]] = loaded
+                out.append(loaded)
+            return out
+
+    def save_many_now(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+        with self._connection(now=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            records = self._cache_for(conn, exact=True).records
+            stored: list[bool] = []
+            try:
+                for sid, service, changes, now, expires in items:
+                    known = records.pop((sid, service), None)
+                    state = None
+                    if known is not None:
+                        record = known.record
+                        state = (known.id_expires, record.expires if record is not None else None)
+                    done = self._write(conn, sid, service, changes, now, expires, state=state)
+                    if done and known is not None:
+                        records[sid, service] = _after(known, changes, now, expires)
+                    stored.append(done)
+                conn.execute("COMMIT")
+            except BaseException:
+                records.clear()  # what it says was rolled back
+                raise
+            return stored
 
     def increment(
         self, sid: str, service: str, key: str, amount: int, now: float, expires: float
@@ -398,6 +525,58 @@ class SQLiteStore(SessionStore):
             else SessionInfo(sid, started, expires, ())
             for sid, started, expires, services in rows
         ]
+
+    def summary(self, now: float) -> tuple[int, float | None, dict[str, int]]:
+        with self._connection() as conn:
+            count, oldest = conn.execute(
+                "SELECT count(*), min(started) FROM dibble_session_ids WHERE expires > ?", (now,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT s.service, count(*) FROM dibble_session_services AS s "
+                "JOIN dibble_session_ids AS i ON i.sid = s.sid "
+                "WHERE i.expires > ? GROUP BY s.service",
+                (now,),
+            ).fetchall()
+        return int(count), oldest, {service: int(n) for service, n in rows}
+
+
+#: How often (seconds) a load on the loop asks whether another process wrote.
+_VERSION_CHECK: Final = 0.001
+#: Records one loop connection keeps at most (then it starts afresh).
+_CACHE_MAX: Final = 10_000
+
+
+class _LoopCache:
+    """What one no-wait connection loaded and saved, and when that was still true."""
+
+    __slots__ = ("checked", "generation", "records", "version")
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], Loaded] = {}
+        self.generation = -1
+        self.version = -1
+        self.checked = 0.0
+
+
+def _after(known: Loaded, changes: Changes, now: float, expires: float) -> Loaded:
+    """``known`` once ``changes`` were saved (what ``_write`` did, in memory)."""
+    record = known.record
+    fresh = record is None or record.expires <= now
+    values = {} if fresh or changes.cleared else dict(record.values)  # type: ignore[union-attr]
+    for key in changes.deleted:
+        values.pop(key, None)
+    values.update(changes.set)
+    started = now if fresh else record.started  # type: ignore[union-attr]
+    modified = now if fresh or changes else record.modified  # type: ignore[union-attr]
+    return Loaded(max(known.id_expires, expires), Record(values, started, modified, expires))
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection holds a lock (SQLITE_BUSY, SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (5, 6)
+    return "locked" in str(exc) or "busy" in str(exc)  # pragma: no cover - before 3.11
 
 
 def _loaded(rows: list[Any]) -> Loaded | None:

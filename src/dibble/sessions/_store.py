@@ -45,6 +45,7 @@ __all__ = [
     "Record",
     "SessionInfo",
     "SessionStore",
+    "StoreBusy",
     "StoreError",
     "integer_value",
 ]
@@ -52,6 +53,14 @@ __all__ = [
 #: Meta data of a record is kept beside its values under names starting with
 #: NUL, which a session key may never contain.
 META_PREFIX: Final = "\x00"
+
+
+class StoreBusy(Exception):
+    """An operation that was asked not to wait (``*_now``) would have had to.
+
+    Not a failure: the pool does the same work again off the event loop,
+    where waiting is allowed.
+    """
 
 
 class StoreError(Exception):
@@ -133,6 +142,11 @@ class SessionStore(ABC):
     #: Whether doing many operations at once (``load_many``, ``save_many``)
     #: saves time: the pool then gathers those of concurrent requests.
     batches: bool = False
+    #: Whether ``load_many_now`` and ``save_many_now`` may run on the event
+    #: loop itself: the store is local (a file, memory) and those raise
+    #: ``StoreBusy`` at once rather than wait for another writer.  Batches
+    #: then cost no thread hand-off; a busy store falls back to the thread.
+    in_loop: bool = False
 
     @abstractmethod
     def create(self, sid: str, now: float, expires: float) -> None:
@@ -199,8 +213,29 @@ class SessionStore(ABC):
         """
         return [self.save(*item) for item in items]
 
+    def load_many_now(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+        """``load_many`` without waiting for locks: ``StoreBusy`` if it would wait."""
+        raise StoreBusy(f"{self.description} does not answer on the event loop")
+
+    def save_many_now(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+        """``save_many`` without waiting for locks: ``StoreBusy`` (nothing stored) if it would."""
+        raise StoreBusy(f"{self.description} does not answer on the event loop")
+
     def close(self) -> None:  # noqa: B027 - stores without connections need nothing
         """Release connections; the store is not used afterwards."""
+
+    def summary(self, now: float) -> tuple[int, float | None, dict[str, int]]:
+        """Live sessions at ``now``, for the admin pages: how many, when the oldest
+        started (None: there are none), and how many hold data of each service.
+
+        This default lists them all; a store may count without listing.
+        """
+        live = self.sessions(now, limit=1 << 62)
+        services: dict[str, int] = {}
+        for info in live:
+            for service in info.services:
+                services[service] = services.get(service, 0) + 1
+        return len(live), (live[0].started if live else None), services
 
 
 def integer_value(text: str, key: str) -> int:

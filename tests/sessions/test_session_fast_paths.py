@@ -1,0 +1,254 @@
+"""The quick ways of the session path: SQLite on the event loop with its cache,
+Redis's batch scripts and their short save, the expiry pushed only when due,
+and ``Pending`` (the dispatcher's wait without a task)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import dibble
+from dibble.app import Pending
+from dibble.sessions import Changes, MemoryStore, RedisStore, SessionPool, SQLiteStore, StoreBusy
+from dibble.testing import TestClient
+
+# --- Pending ------------------------------------------------------------------------
+
+
+def test_pending_runs_callbacks_once_in_order_and_late_ones_at_once() -> None:
+    pending = Pending()
+    seen: list[tuple[str, BaseException | None]] = []
+    pending.then(lambda error: seen.append(("first", error)))
+    pending.then(lambda error: seen.append(("second", error)))
+    assert not pending.done and seen == []
+    pending.finish()
+    pending.finish(RuntimeError("ignored: already finished"))
+    pending.then(lambda error: seen.append(("late", error)))
+    assert seen == [("first", None), ("second", None), ("late", None)]
+
+
+def test_pending_can_be_awaited_and_raises_its_error() -> None:
+    async def main() -> None:
+        ok, failed = Pending(), Pending()
+        loop = asyncio.get_running_loop()
+        loop.call_soon(ok.finish)
+        loop.call_soon(failed.finish, ValueError("the store failed"))
+        await ok
+        with pytest.raises(ValueError, match="the store failed"):
+            await failed
+        done = Pending()
+        done.finish()
+        await done  # finished already: no wait
+
+    asyncio.run(main())
+
+
+# --- SQLite on the loop ------------------------------------------------------------------
+
+NOW = 1_000_000.0
+
+
+def _sqlite_with_session(path: Path) -> tuple[SQLiteStore, str]:
+    store = SQLiteStore(path)
+    sid = "a" * 32
+    store.create(sid, NOW, NOW + 3600)
+    assert store.save(sid, "svc", Changes({"n": "1"}), NOW, NOW + 3600)
+    return store, sid
+
+
+def _values(store: SQLiteStore, sid: str, now: float = NOW) -> dict[str, str]:
+    (loaded,) = store.load_many_now([(sid, "svc", now)])
+    assert loaded is not None and loaded.record is not None
+    return loaded.record.values
+
+
+def test_the_loop_cache_sees_writes_of_other_connections_and_processes(tmp_path: Path) -> None:
+    store, sid = _sqlite_with_session(tmp_path / "s.db")
+    assert _values(store, sid) == {"n": "1"}
+    assert _values(store, sid) == {"n": "1"}  # from the cache
+    # Another connection of this store (the I/O thread's, a blocking methlet's):
+    assert store.save(sid, "svc", Changes({"n": "2"}), NOW, NOW + 3600)
+    assert _values(store, sid) == {"n": "2"}
+    # Another process (a second store on the same file): seen within a millisecond.
+    other = SQLiteStore(tmp_path / "s.db")
+    assert other.save(sid, "svc", Changes({"n": "3"}), NOW, NOW + 3600)
+    time.sleep(0.005)
+    assert _values(store, sid) == {"n": "3"}
+    # Saves on the loop keep the cache true, merged key by key.
+    assert store.save_many_now([(sid, "svc", Changes({"m": "x"}), NOW + 1, NOW + 3601)])
+    assert _values(store, sid) == {"n": "3", "m": "x"}
+    assert other.load(sid, "svc", NOW + 1) == store.load_many_now([(sid, "svc", NOW + 1)])[0]
+    other.close()
+    store.close()
+
+
+def test_a_save_on_the_loop_applies_to_what_another_process_stored(tmp_path: Path) -> None:
+    store, sid = _sqlite_with_session(tmp_path / "s.db")
+    assert _values(store, sid) == {"n": "1"}  # cached
+    other = SQLiteStore(tmp_path / "s.db")
+    assert other.save(sid, "svc", Changes({"theirs": "1"}), NOW, NOW + 3600)
+    # At once, without waiting for the load check: a save always asks.
+    assert store.save_many_now([(sid, "svc", Changes({"mine": "1"}), NOW, NOW + 3600)])
+    assert other.load(sid, "svc", NOW).record.values == {  # type: ignore[union-attr]
+        "n": "1",
+        "theirs": "1",
+        "mine": "1",
+    }
+    other.delete(sid)  # a logout elsewhere: the id is gone for the loop too
+    assert store.save_many_now([(sid, "svc", Changes({"late": "1"}), NOW, NOW + 3600)]) == [False]
+    other.close()
+    store.close()
+
+
+def test_the_loop_cache_matches_the_database_after_random_saves(tmp_path: Path) -> None:
+    store, sid = _sqlite_with_session(tmp_path / "s.db")
+    fresh = SQLiteStore(tmp_path / "s.db")
+    rng = random.Random(7)
+    now = NOW
+    for step in range(200):
+        now += rng.choice([1, 10, 4000])  # some saves find the record expired
+        keys = rng.sample(["a", "b", "c", "n"], rng.randint(0, 3))
+        changes = Changes(
+            {k: str(step) for k in keys[:2]},
+            frozenset(keys[2:]),
+            cleared=rng.random() < 0.1,
+        )
+        if not store.load_many_now([(sid, "svc", now)])[0]:
+            store.create(sid, now, now + 3600)
+        store.save_many_now([(sid, "svc", changes, now, now + 3600)])
+        assert store.load_many_now([(sid, "svc", now)]) == [fresh.load(sid, "svc", now)]
+    fresh.close()
+    store.close()
+
+
+def test_a_locked_database_sends_the_batch_to_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store, sid = _sqlite_with_session(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreBusy):
+            store.save_many_now([(sid, "svc", Changes({"n": "2"}), NOW, NOW + 3600)])
+    finally:
+        blocker.execute("ROLLBACK")
+    assert _values(store, sid) == {"n": "1"}  # nothing half-stored
+    blocker.close()
+    store.close()
+
+
+class Counter(dibble.Plugin):
+    def onCount(self) -> str:
+        count = self.session.get("count", 0) + 1
+        self.session["count"] = count
+        return str(count)
+
+
+def test_requests_wait_for_a_locked_database_off_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    pool = SessionPool(SQLiteStore(path, busy_timeout=5), cleanup_interval=None)
+    server = dibble.HTTPServer(("127.0.0.1", 0), dibble.Context(), sessions=pool, test_mode=True)
+    server.register(Counter())
+    with TestClient(server, cookies=True) as client:
+        assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: blocker.execute("ROLLBACK"))
+        release.start()
+        started = time.monotonic()
+        assert client.get("/count").text == "4"  # waited in the I/O thread
+        assert time.monotonic() - started >= 0.2
+        release.join()
+        blocker.close()
+        assert client.get("/count").text == "5"
+    pool.close()
+
+
+# --- Redis: batch scripts and the short save -------------------------------------
+
+
+def test_redis_batches_load_and_save_in_one_script_each(redis_url: str) -> None:
+    T = time.time()  # Redis expires its keys by the real clock
+    store = RedisStore(redis_url, prefix="test:batch:")
+    store.flush()
+    sids = [f"{i:032d}" for i in range(5)]
+    for sid in sids:
+        store.create(sid, T, T + 3600)
+    saved = store.save_many(
+        [(sid, "svc", Changes({"i": str(i)}), T, T + 3600) for i, sid in enumerate(sids)]
+        + [("b" * 32, "svc", Changes({"i": "x"}), T, T + 3600)]  # unknown id
+    )
+    assert saved == [True] * 5 + [False]
+    loaded = store.load_many([(sid, "svc", T + 1) for sid in [*sids, "b" * 32]])
+    assert [x.record.values if x and x.record else None for x in loaded] == [
+        {"i": str(i)} for i in range(5)
+    ] + [None]
+    # A save too large for one script's arguments still goes through.
+    big = Changes({f"k{i}": "v" for i in range(1500)})
+    assert store.save_many([(sids[0], "svc", big, T, T + 3600)]) == [True]
+    assert len(store.load(sids[0], "svc", T).record.values) == 1501  # type: ignore[union-attr]
+    store.flush()
+    store.close()
+
+
+def test_redis_short_saves_keep_cleanup_exact(redis_url: str) -> None:
+    T = time.time()
+    store = RedisStore(redis_url, prefix="test:slack:")
+    store.flush()
+    sid = "c" * 32
+    store.create(sid, T, T + 100)
+    assert store.save(sid, "svc", Changes({"a": "1"}), T, T + 100)
+    # Saves that move the expiry less than the index slack leave the index behind...
+    for step in range(1, 6):
+        assert store.save(
+            sid, "svc", Changes({"a": str(step)}), T + step * 60, T + 100 + step * 60
+        )
+    # ...so cleanup at the old expiry finds the record, sees it is live, and keeps it.
+    assert store.take_expired(T + 150) == []
+    assert store.load(sid, "svc", T + 150).record.values == {"a": "5"}  # type: ignore[union-attr]
+    # At the real expiry it goes, with its data, to exactly one taker.
+    taken = store.take_expired(T + 100 + 5 * 60 + 1)
+    assert [(t.sid, t.service, t.values) for t in taken] == [(sid, "svc", {"a": "5"})]
+    assert store.take_expired(T + 10_000) == []
+    store.flush()
+    store.close()
+
+
+# --- expiry pushed only when due -----------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_write_pushes_the_expiry_only_when_it_is_due() -> None:
+    clock = Clock()
+    store = MemoryStore()
+    pool = SessionPool(store, lifetime=1000, clock=clock, cleanup_interval=None)
+    server = dibble.HTTPServer(("127.0.0.1", 0), dibble.Context(), sessions=pool, test_mode=True)
+    server.register(Counter())
+
+    def expiry() -> float:
+        (info,) = store.sessions(clock.now)
+        return info.expires
+
+    with TestClient(server, cookies=True) as client:
+        assert client.get("/count").text == "1"
+        first = expiry()
+        assert first == NOW + 1000
+        clock.now += 50  # less than refresh_after (a tenth of the lifetime)
+        assert client.get("/count").text == "2"
+        assert expiry() == first  # stored, but the expiry stayed
+        clock.now += 60  # now more than 100 s since it moved
+        assert client.get("/count").text == "3"
+        assert expiry() == clock.now + 1000
+    pool.close()
