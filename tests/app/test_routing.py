@@ -171,6 +171,24 @@ def test_on_unknown_override() -> None:
         assert response.text == "nothing at /missing/page {'a': ['1']}"
 
 
+def test_unknown_routes_are_cached_apart_and_dropped_on_registration() -> None:
+    from dibble.app._routing import Router
+
+    class Late(dibble.Plugin):
+        def onMissing(self) -> str:
+            return "here now"
+
+    router = Router(1024)
+    router.register(Custom404())
+    first = router.resolve(b"/missing/page")
+    assert first.unknown
+    assert router.resolve(b"/missing/page") is first  # resolved once
+    assert b"/missing/page" not in router.cache  # methlet routes keep their cache
+    router.register(Late())
+    assert not router.resolve(b"/missing").unknown
+    assert router.resolve(b"/missing/page") is not first
+
+
 def test_default_404_page(client: TestClient) -> None:
     response = client.get("/nowhere")
     assert response.status == 404

@@ -320,6 +320,9 @@ def test_headers_mapping() -> None:
     assert headers["accept"] == "a, b"
     assert headers["cookie"] == "x=1; y=2"
     assert headers.get_all("Accept") == ["a", "b"]
+    assert headers.get("ACCEPT") == "a, b"
+    assert headers.get("range") is None
+    assert headers.get("range", "bytes=0-") == "bytes=0-"
     assert "ACCEPT" in headers
     assert object() not in headers
     assert len(headers) == 3

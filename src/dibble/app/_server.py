@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from ..auth import Auth
     from ..config import Config
     from ..files import StaticFiles, UploadProgress
+    from ..housekeeping import Housekeeping
     from ..sessions import SessionPool
+    from ..stats import Statistics
 
 
 class HTTPServer:
@@ -64,6 +66,12 @@ class HTTPServer:
         self.sessions = sessions
         #: Logins, users and single sign-on (``dibble.auth.Auth``); None: the default.
         self.auth = auth
+        #: The housekeeping timer (``dibble.housekeeping.Housekeeping``); made
+        #: from ``[housekeeping]`` when the server starts, None when turned off.
+        self.housekeeping: Housekeeping | None = None
+        #: Statistics and the request log (``dibble.stats.Statistics``); made
+        #: from ``[statistics]`` when the server starts, None when both are off.
+        self.statistics: Statistics | None = None
         if http_auth is not None:
             self.http_auth = http_auth
 
@@ -181,15 +189,32 @@ class HTTPServer:
         self._dispatcher.uploads = self.uploads
         if self.sessions is not None:
             self.sessions.bind(self.plugins)  # their session cleanup hooks
+        if self.housekeeping is None:
+            from ..housekeeping import default_housekeeping  # a feature on this layer
+
+            self.housekeeping = default_housekeeping(self)
+        from ..stats._wiring import install  # statistics: a feature on this layer
+
+        install(self, self._dispatcher)
         return self._dispatcher
 
     def listening(self, listener: Listener) -> None:
         self.listeners.append(listener)
+        if self.housekeeping is not None:
+            self.housekeeping.start(listener.loop)
 
     def closed(self) -> None:
         self.listeners = []
         if self._dispatcher is not None:
             self._dispatcher.close()
+        if self.housekeeping is not None:
+            self.housekeeping.stop()
+            if self.housekeeping.made_by_default:
+                self.housekeeping = None
+        if self.statistics is not None:
+            from ..stats._wiring import uninstall
+
+            uninstall(self)  # a last flush
         if self.sessions is not None and self.sessions.made_by_default:
             self.sessions.close()
             self.sessions = None

@@ -32,6 +32,7 @@ from ._routing import Endpoint
 if TYPE_CHECKING:
     from ..templates import TemplateLoader
     from ._dispatch import Dispatcher
+    from ._gate import SiteDispatcher
     from ._server import HTTPServer
 
 __all__ = ["ServiceClass", "Site", "apply_config", "register_service", "server_of"]
@@ -133,11 +134,24 @@ class Site:
 
 def server_of(request: Request) -> HTTPServer | None:
     """The ``HTTPServer`` answering ``request``, when it is answered by one."""
-    from ._gate import SiteDispatcher
-
     conn = request.conn
-    app = conn.app if conn is not None else None
-    return app.server if isinstance(app, SiteDispatcher) else None
+    if conn is None:
+        return None
+    app = conn.app
+    return app.server if isinstance(app, _site_dispatcher()) else None
+
+
+_SITE_DISPATCHER: list[type[SiteDispatcher]] = []
+
+
+def _site_dispatcher() -> type[SiteDispatcher]:
+    # Imported on first use (the gate module imports this one), and kept:
+    # an import statement costs a little every time.
+    if not _SITE_DISPATCHER:
+        from ._gate import SiteDispatcher
+
+        _SITE_DISPATCHER.append(SiteDispatcher)
+    return _SITE_DISPATCHER[0]
 
 
 def register_service(server: HTTPServer, name: str, target: Any) -> None:
@@ -238,6 +252,21 @@ def _apply(server: HTTPServer, config: Config, explicit_only: bool, prepare: boo
     templates = config.paths.templates
     if templates and not os.path.isdir(templates):
         raise ConfigError("[paths] templates", f"no such folder: {templates}")
+    cleanup_class = config.housekeeping.cleanup_class
+    if cleanup_class:
+        from ..housekeeping import load_cleanup_class  # features built on this layer
+
+        try:
+            load_cleanup_class(cleanup_class)
+        except (ImportError, TypeError) as exc:
+            raise ConfigError("[housekeeping] cleanup_class", str(exc)) from None
+    if config.admin.enabled:
+        from ..admin import mount_admin
+
+        try:
+            mount_admin(server, config.admin.prefix)
+        except ValueError as exc:
+            raise ConfigError("[admin] prefix", str(exc)) from None
     if prepare and not config.server.secret_key and config.paths.data_dir:
         # Made now, so a data folder that cannot be written fails the start.
         try:

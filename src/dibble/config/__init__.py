@@ -17,10 +17,12 @@ from ._load import import_object, load_config, parse_config
 from ._schema import ConfigError, describe_value, dump_toml, setting
 from ._sections import (
     AccessSection,
+    AdminSection,
     AuthSection,
     Config,
     CookiesSection,
     DatabaseSection,
+    HousekeepingSection,
     LimitsSection,
     LoggingSection,
     MaintenanceSection,
@@ -28,17 +30,20 @@ from ._sections import (
     ProxiesSection,
     ServerSection,
     SessionsSection,
+    StatisticsSection,
     VirtualHostSection,
     VirtualHostsSection,
 )
 
 __all__ = [
     "AccessSection",
+    "AdminSection",
     "AuthSection",
     "Config",
     "ConfigError",
     "CookiesSection",
     "DatabaseSection",
+    "HousekeepingSection",
     "LimitsSection",
     "LoggingSection",
     "MaintenanceSection",
@@ -46,6 +51,7 @@ __all__ = [
     "ProxiesSection",
     "ServerSection",
     "SessionsSection",
+    "StatisticsSection",
     "VirtualHostSection",
     "VirtualHostsSection",
     "describe_value",

@@ -20,10 +20,12 @@ from ._schema import setting
 
 __all__ = [
     "AccessSection",
+    "AdminSection",
     "AuthSection",
     "Config",
     "CookiesSection",
     "DatabaseSection",
+    "HousekeepingSection",
     "LimitsSection",
     "LoggingSection",
     "MaintenanceSection",
@@ -31,6 +33,7 @@ __all__ = [
     "ProxiesSection",
     "ServerSection",
     "SessionsSection",
+    "StatisticsSection",
     "VirtualHostSection",
     "VirtualHostsSection",
 ]
@@ -259,6 +262,7 @@ class LoggingSection:
     max_bytes: int = setting(10 * 1024 * 1024, check=_at_least_one)
     backup_count: int = setting(10, check=_not_negative)
     anonymize_ips: bool = False
+    sql_log: bool = False
 
 
 # --- sessions, logins and the database (dibble.sessions, dibble.auth, dibble.users) ------
@@ -339,6 +343,137 @@ class DatabaseSection:
     url: str = setting("", check=_database_url)
 
 
+# --- the housekeeping timer and the admin area (dibble.housekeeping, dibble.admin) -------
+
+_MAIL_ADDRESS: Final = re.compile(r"[^\s@,;<>\"()\[\]\\]+@[^\s@,;<>\"()\[\]\\]+")
+_IMPORT_PATH: Final = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def _mail_address(value: str) -> None:
+    if value and not _MAIL_ADDRESS.fullmatch(value):
+        raise ValueError(f"{_q(value)} is not a mail address (name@host)")
+
+
+def _mail_addresses(values: tuple[str, ...]) -> None:
+    for value in values:
+        if not value:
+            raise ValueError("an empty mail address")
+        _mail_address(value)
+
+
+def _import_path(value: str) -> None:
+    if value and not _IMPORT_PATH.fullmatch(value):
+        raise ValueError(f'expected "module:Class", got {_q(value)}')
+
+
+def _lock_store(value: str) -> None:
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme not in _STORE_SCHEMES:
+        raise ValueError(
+            f'{_q(value)} is not a lock store: "memory", a file or sqlite:///file, '
+            "or redis://host:port/db"
+        )
+
+
+def _admin_prefix(value: str) -> None:
+    segments = value.split("/")
+    if not value.startswith("/") or value == "/" or value.endswith("/"):
+        raise ValueError(f"{_q(value)} must be a path such as \"/admin\" (no trailing '/')")
+    for segment in segments[1:]:
+        url_name(segment)
+
+
+def _optional_project(value: str) -> None:
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise ValueError(f"{_q(value)} is not a project name (letters, digits, '.', '_', '-')")
+
+
+@dataclass(frozen=True, slots=True)
+class HousekeepingSection:
+    """``[housekeeping]``: the periodic timer, its lock, log cleanup and the error mail."""
+
+    enabled: bool = True
+    interval: float = setting(300.0, check=_positive)
+    lock: str = setting("", check=_lock_store)
+    log_short_age: float = setting(14.0, check=_not_negative)
+    log_long_age: float = setting(90.0, check=_not_negative)
+    mail_to: tuple[str, ...] = setting((), check=_mail_addresses)
+    mail_from: str = setting("", check=_mail_address)
+    mail_interval: float = setting(86400.0, check=_positive)
+    smtp_host: str = "localhost"
+    smtp_port: int = setting(25, check=_port)
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password_file: str = ""
+    smtp_timeout: float = setting(30.0, check=_positive)
+    cleanup_class: str = setting("", check=_import_path)
+
+    def __post_init__(self) -> None:
+        if self.smtp_user and not self.smtp_password_file:
+            raise ValueError("smtp_user needs smtp_password_file (the file with its password)")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSection:
+    """``[admin]``: the admin area: where it is mounted and who may use it."""
+
+    enabled: bool = False
+    prefix: str = setting("/admin", check=_admin_prefix)
+    networks: tuple[str, ...] = setting((), check=_networks)
+    network_required: bool = False
+    project: str = setting("", check=_optional_project)
+
+    def __post_init__(self) -> None:
+        if self.network_required and not self.networks:
+            raise ValueError("network_required = true needs networks")
+
+
+# --- statistics, the request log and bots (dibble.stats) ---------------------------------
+
+
+def _statistics_store(value: str) -> None:
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme not in _STORE_SCHEMES:
+        raise ValueError(
+            f'{_q(value)} is not a statistics store: "memory", a file or sqlite:///file, '
+            "or redis://host:port/db"
+        )
+
+
+def _patterns(values: tuple[str, ...]) -> None:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{_q(value)} is not a regular expression: {exc}") from None
+
+
+def _words(values: tuple[str, ...]) -> None:
+    for value in values:
+        if not value.strip():
+            raise ValueError("an empty name")
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsSection:
+    """``[statistics]``: request counts, the request log table and bot detection."""
+
+    enabled: bool = False
+    store: str = setting("", check=_statistics_store)
+    flush_interval: float = setting(300.0, check=_positive)
+    max_counters: int = setting(10_000, check=_at_least_one)
+    request_log: bool = False
+    request_log_bots: bool = False
+    request_log_buffer: int = setting(20_000, check=_at_least_one)
+    request_log_interval: float = setting(0.1, check=_positive)
+    request_log_days: float = setting(90.0, check=_not_negative)
+    masked_args: tuple[str, ...] = setting((), check=_words)
+    bot_agents: tuple[str, ...] = setting((), check=_patterns)
+    reverse_dns: bool = False
+    bot_domains: tuple[str, ...] = setting((), check=_host_names)
+    reverse_dns_ttl: float = setting(3600.0, check=_positive)
+
+
 def _services(services: dict[str, str]) -> None:
     for name in services:
         url_name(name)
@@ -366,6 +501,9 @@ class Config:
     sessions: SessionsSection = field(default_factory=SessionsSection)
     auth: AuthSection = field(default_factory=AuthSection)
     database: DatabaseSection = field(default_factory=DatabaseSection)
+    housekeeping: HousekeepingSection = field(default_factory=HousekeepingSection)
+    admin: AdminSection = field(default_factory=AdminSection)
+    statistics: StatisticsSection = field(default_factory=StatisticsSection)
     #: Dotted names of the settings a file or the command line gave
     #: explicitly (``"server.port"``); not itself a setting.
     given: frozenset[str] = field(

@@ -4,7 +4,13 @@ from ._access import escape_log_text, log_access
 from ._config import ServerConfig
 from ._context import Context, Site, default_context, new_event_loop, run
 from ._listener import Listener
-from ._protocol import Application, BodySink, ClientDisconnected, HTTPProtocol
+from ._protocol import (
+    Application,
+    BodySink,
+    ClientDisconnected,
+    HTTPProtocol,
+    ResponseObserver,
+)
 
 __all__ = [
     "Application",
@@ -13,6 +19,7 @@ __all__ = [
     "Context",
     "HTTPProtocol",
     "Listener",
+    "ResponseObserver",
     "ServerConfig",
     "Site",
     "default_context",

@@ -12,13 +12,22 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Final
 
-from ..http import DateHeader, RequestParser
+from ..http import DateHeader, RequestHead, RequestParser
+from ._access import log_access
 from ._config import ServerConfig
-from ._protocol import _NONE, Application, HTTPProtocol
+from ._protocol import _NONE, Application, HTTPProtocol, ResponseObserver
 
 error_log: Final = logging.getLogger("dibble.error")
+
+
+Client = tuple[str, int] | None
+
+
+def _log_invalid(client: Client, head: RequestHead | None, status: int) -> None:
+    log_access(client, head, status, 0)
 
 
 class Listener:
@@ -39,6 +48,14 @@ class Listener:
         self.connections: set[HTTPProtocol] = set()
         self.date = DateHeader(time.time())
         self.access_log = config.access_log
+        #: While ``observed``, every finished response is passed to ``observe`` and
+        #: every refused request to ``observe_invalid``: the access log, the
+        #: application's ``observer`` (statistics), or both.
+        self.observed = False
+        self.observe: Callable[[Client, RequestHead | None, int, int], None] = log_access
+        self.observe_invalid: Callable[[Client, RequestHead | None, int], None] = _log_invalid
+        self.observer: ResponseObserver | None = None
+        self.set_observer(getattr(app, "observer", None))
         # Copied out of the config for the connections' hot path.
         self.keep_alive_timeout = config.keep_alive_timeout
         self.header_timeout = config.header_timeout
@@ -54,6 +71,27 @@ class Listener:
         #: request.  A connection holds at most one, so the pool never grows
         #: past the number of connections busy at the same time.
         self.parsers: list[RequestParser] = []
+
+    def set_observer(self, observer: ResponseObserver | None) -> None:
+        """Pass responses to ``observer`` (None: to the access log only, if it is on)."""
+        self.observer = observer
+        if observer is None:
+            self.observe, self.observe_invalid = log_access, _log_invalid
+        elif not self.access_log:
+            self.observe, self.observe_invalid = observer.response, observer.invalid
+        else:
+            response, invalid = observer.response, observer.invalid
+
+            def observe(client: Client, head: RequestHead | None, status: int, size: int) -> None:
+                log_access(client, head, status, size)
+                response(client, head, status, size)
+
+            def observe_invalid(client: Client, head: RequestHead | None, status: int) -> None:
+                log_access(client, head, status, 0)
+                invalid(client, head, status)
+
+            self.observe, self.observe_invalid = observe, observe_invalid
+        self.observed = self.access_log or observer is not None
 
     def new_parser(self) -> RequestParser:
         """A parser for a connection with bytes to parse when the pool is empty."""

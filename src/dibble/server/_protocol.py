@@ -35,7 +35,6 @@ from ..http import (
     RequestHead,
     status_line,
 )
-from ._access import log_access
 
 if TYPE_CHECKING:
     from ..http import RequestParser
@@ -72,6 +71,27 @@ class BodySink(Protocol):
     def finish(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+class ResponseObserver(Protocol):
+    """Sees every response a listener's connections finish (statistics, request log).
+
+    An application offers one as its ``observer`` attribute (None or absent:
+    nothing observes).  The listener calls it beside the access log, behind
+    the one test the access log always had, so a server without either pays
+    nothing more.  Both calls run on the event loop and must neither block
+    nor raise.
+    """
+
+    def response(
+        self, client: tuple[str, int] | None, head: RequestHead | None, status: int, size: int
+    ) -> None:
+        """A response to ``head`` is complete: ``status``, ``size`` body bytes."""
+
+    def invalid(
+        self, client: tuple[str, int] | None, head: RequestHead | None, status: int
+    ) -> None:
+        """A request was refused as malformed (``head`` as far as it was parsed, if at all)."""
 
 
 class Application(Protocol):
@@ -508,8 +528,8 @@ class HTTPProtocol(asyncio.Protocol):
         """The current response is complete; go on with the next request."""
         self._busy = False
         self.requests_served += 1
-        if self._listener.access_log:
-            log_access(self.client, self._current_head, status, body_bytes)
+        if self._listener.observed:
+            self._listener.observe(self.client, self._current_head, status, body_bytes)
         self._current_head = None
         if self.closed:
             return
@@ -552,8 +572,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.write(_canned(status, error.message, self.date_field))
         self._flush_out()
-        if self._listener.access_log:
-            log_access(self.client, self._parsing, status, 0)
+        if self._listener.observed:
+            self._listener.observe_invalid(self.client, self._parsing, status)
         # Close gently: stop sending, then read and discard what the client
         # still sends for a moment.  Closing with unread bytes would make the
         # kernel reset the connection, and the client could lose the answer.

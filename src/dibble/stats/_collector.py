@@ -1,0 +1,565 @@
+"""The hot path: counting each response in memory, on the event loop.
+
+``Collector.response`` is called by the protocol for every response it
+finishes (``Collector.invalid`` for requests refused as malformed), on the
+event loop thread.  It does no I/O, takes no lock, formats nothing: it
+adds one to a counter, and, when the request log is on, appends one tuple
+of references to a bounded deque that the log's writer thread empties.
+
+The common response (anonymous, not a bot) is counted in its route's own
+dict under ``(method, status, latency bucket)``: the route is found by
+identity (one dict lookup) and the key is a short tuple.  Its request-log
+row, when it has no arguments, is already the row to insert.  Responses of
+bots and of known users, and everything when the performance log or
+reverse DNS is on, take ``_response``: the same result, more slowly.
+A flush flattens everything into increments (``DayCounts.entries``).
+
+Only the event loop thread touches the counters; a flush from another
+thread asks the loop to run ``take`` (see ``Statistics``), so no count is
+lost to a race and the hot path needs no lock.  The deques are safe
+between threads as they are (``append`` and ``popleft`` are atomic).
+
+Days end at local midnight: the first response after it starts a new
+day's counters.  The clock is ``perf_counter`` (the one ``Request.started``
+uses), and midnight is worked out in it when a day starts, so the hot
+path compares two floats.  Both clocks can be replaced, for tests.
+
+Who the user is costs nothing to find out for most requests: only a
+request with a response writer (sessions and logins need one) or a route
+behind a decorator (HTTP authentication wraps the methlet) is looked at.
+The user counted is the one the page itself asked about (a login in the
+session, or HTTP authentication); a request that never asked is anonymous.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from ..server._access import _log_performance  # the performance line's one definition
+from ._bots import BotDetector
+from ._model import BOUNDS
+
+if TYPE_CHECKING:
+    from ..app import Request, Route
+    from ..http import RequestHead
+
+__all__ = [
+    "INVALID",
+    "Collector",
+    "DayCounts",
+    "Key",
+    "LogRow",
+    "PlainRow",
+    "RouteCounts",
+    "RouteInfo",
+    "write_performance",
+]
+
+error_log: Final = logging.getLogger("dibble.error")
+
+#: The route name invalid requests (protocol errors) are counted under.
+INVALID: Final = "\0invalid"
+
+#: (route name, method, status, bot, user, project, latency bucket (-1: none)).
+Key = tuple[str, str, int, bool, str | None, str | None, int]
+
+#: A request-log row of an anonymous request without arguments, ready to insert:
+#: (created (Unix time), method, target (bytes, decoded by the writer),
+#: duration (ms), status).
+PlainRow = tuple[float, str, bytes, float, int]
+
+#: Any other request-log row, as the hot path saw it (the writer converts it):
+#: (created, method, target, parsed arguments, user, project, privilege, session
+#: id (hashed by the writer, never stored), duration in ms (None: refused), status).
+#: Plain tuples: a named one costs a Python call per request.
+LogRow = tuple[
+    float,
+    str,
+    bytes,
+    "dict[str, list[str]] | None",
+    "str | None",
+    "str | None",
+    "int | None",
+    "str | None",
+    "float | None",
+    int,
+]
+
+_PROJECT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX_PRIVILEGE: Final = 9
+_NOBODY: Final = (None, None, None, None)
+
+
+class RouteInfo(NamedTuple):
+    """What the flush needs to know about a route, learnt once per route name."""
+
+    is_file: bool
+    #: Behind a decorator (HTTP authentication among them): look for a user.
+    guarded: bool
+
+
+class RouteCounts:
+    """One day's counts of one route's anonymous, non-bot responses."""
+
+    __slots__ = ("counts", "guarded", "name")
+
+    def __init__(self, name: str, guarded: bool) -> None:
+        self.name = name
+        self.guarded = guarded
+        #: (method, status, latency bucket) -> [responses, body bytes]
+        self.counts: dict[tuple[str, int, int], list[int]] = {}
+
+
+class DayCounts:
+    """Everything counted on one day (until a flush takes it)."""
+
+    __slots__ = ("by_name", "by_route", "other")
+
+    def __init__(self) -> None:
+        #: Every route's counts, by route name.
+        self.by_name: dict[str, RouteCounts] = {}
+        #: The same, by the route objects the router keeps (the hot path's lookup);
+        #: routes made per request (unknown paths, static files) are only found by name.
+        self.by_route: dict[Any, RouteCounts] = {}
+        #: Bots, users, invalid requests: key -> [responses, body bytes].
+        self.other: dict[Key, list[int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.other) or any(rc.counts for rc in self.by_name.values())
+
+    def entries(self) -> Iterator[tuple[Key, list[int]]]:
+        """Every counter under its full key."""
+        for rc in self.by_name.values():  # every route's counts are here (by_route shares them)
+            name = rc.name
+            for (method, status, bucket), entry in rc.counts.items():
+                yield (name, method, status, False, None, None, bucket), entry
+        yield from self.other.items()
+
+    def copy(self) -> DayCounts:
+        """A deep enough copy, safe to make beside the event loop (each step is one C call)."""
+        copy = DayCounts()
+        for name, rc in self.by_name.copy().items():
+            twin = RouteCounts(rc.name, rc.guarded)
+            twin.counts = {k: list(v) for k, v in rc.counts.copy().items()}
+            copy.by_name[name] = twin
+        copy.other = {k: list(v) for k, v in self.other.copy().items()}
+        return copy
+
+
+class Collector:
+    """In-memory counts of responses, and the request log's buffers.
+
+    ``detector`` judges bots.  ``plain_rows`` and ``log_rows`` (None: no
+    request log) are the buffers the log's writer empties; about
+    ``max_rows`` rows wait in them at most, more are dropped and counted in
+    ``dropped``.  ``log_bots``: whether bot requests are logged.
+    ``on_full("counters")`` is called (on the loop) when ``max_keys``
+    distinct counters of bots and users have piled up, to have them flushed
+    early.
+    """
+
+    # Slots: the hot path reads a dozen attributes per response.
+    __slots__ = (
+        "_agents",
+        "_by_route",
+        "_day_end",
+        "_failures",
+        "_keys",
+        "_known",
+        "_past",
+        "_performance",
+        "_rdns",
+        "_slow",
+        "clock",
+        "counting",
+        "current",
+        "day",
+        "detector",
+        "dropped",
+        "log_bots",
+        "log_rows",
+        "max_keys",
+        "max_rows",
+        "offset",
+        "on_full",
+        "plain_rows",
+        "project_cookie",
+        "wall",
+    )
+
+    def __init__(
+        self,
+        detector: BotDetector,
+        *,
+        counting: bool = True,
+        request_log: bool = False,
+        max_rows: int = 20_000,
+        log_bots: bool = False,
+        max_keys: int = 10_000,
+        project_cookie: str = "dibble_project",
+        on_full: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = perf_counter,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.detector = detector
+        self.counting = counting
+        self.plain_rows: deque[PlainRow] | None = deque() if request_log else None
+        self.log_rows: deque[LogRow] | None = deque() if request_log else None
+        self.max_rows = max_rows
+        self.log_bots = log_bots
+        self.max_keys = max_keys
+        self.project_cookie = project_cookie
+        self.on_full = on_full
+        self.clock = clock
+        self.wall = wall
+        #: Rows the request log had no room for (only ever grows).
+        self.dropped = 0
+        #: Unix time minus ``clock()``: dates the request log's rows.
+        self.offset = wall() - clock()
+        self.day = datetime.date.min
+        self.current = DayCounts()
+        self._by_route = self.current.by_route
+        self._keys = 0
+        self._day_end = float("-inf")
+        self._past: list[tuple[datetime.date, DayCounts]] = []
+        self._known: dict[str, RouteInfo] = {}
+        self._agents = detector.agents
+        self._rdns = detector.reverse_dns
+        self._failures: set[str] = set()
+        self._performance = False
+        self._slow = False
+        self._update()
+        self.new_day(clock())
+
+    @property
+    def performance(self) -> bool:
+        """Whether this writes the performance log's lines (the access log's call does not)."""
+        return self._performance
+
+    @performance.setter
+    def performance(self, on: bool) -> None:
+        self._performance = on
+        self._update()
+
+    def _update(self) -> None:
+        # The fast path counts and logs; anything more takes the general one.
+        self._slow = self._performance or self._rdns is not None
+
+    # --- the hot path ---------------------------------------------------------------
+
+    def response(
+        self, client: tuple[str, int] | None, head: RequestHead | None, status: int, size: int
+    ) -> None:
+        """Count one finished response (called by the protocol, on the event loop)."""
+        # Every line here costs every request: see docs/statistics.md for the figures.
+        request: Request = head  # type: ignore[assignment]
+        try:
+            now = self.clock()
+            if now >= self._day_end:
+                self.new_day(now)
+            counts = self._by_route.get(request.route)
+            if counts is None or self._slow:
+                self._response(client, request, status, size, now)
+                return
+            agent = None
+            for field, value in request.raw_headers:
+                if field == b"user-agent":
+                    agent = value
+                    break
+            bot = self._agents.get(agent)
+            if bot is None:
+                bot = self.detector.agent_is_bot(agent)
+            if bot or request.writer is not None:
+                self._response(client, request, status, size, now)
+                return
+            elapsed = now - request.started
+            if self.counting:
+                key = (request.method, status, bisect_right(BOUNDS, elapsed))
+                entry = counts.counts.get(key)
+                if entry is None:
+                    counts.counts[key] = [1, size]
+                else:
+                    entry[0] += 1
+                    entry[1] += size
+            rows = self.plain_rows
+            if rows is not None:
+                target = request.target
+                if request._params is not None or target.find(b"?") >= 0:
+                    self._log(request, status, now, elapsed, _NOBODY)
+                elif len(rows) < self.max_rows:
+                    rows.append(
+                        (now + self.offset, request.method, target, elapsed * 1000.0, status)
+                    )
+                else:
+                    self.dropped += 1
+        except Exception as exc:
+            # Statistics must never break serving; each kind of failure is logged once.
+            self._failed(exc)
+
+    def invalid(
+        self, client: tuple[str, int] | None, head: RequestHead | None, status: int
+    ) -> None:
+        """Count a request the protocol refused (answered with ``status``)."""
+        try:
+            now = self.clock()
+            if now >= self._day_end:
+                self.new_day(now)
+            if self.counting:
+                self._count((INVALID, "", status, False, None, None, -1), 0)
+            rows = self.log_rows
+            if rows is not None:
+                if len(rows) < self.max_rows:
+                    target = head.target if head is not None else b""
+                    method = head.method if head is not None and head.target else ""
+                    created = now + self.offset
+                    rows.append(
+                        (created, method, target, None, None, None, None, None, None, status)
+                    )
+                else:
+                    self.dropped += 1
+        except Exception as exc:
+            self._failed(exc)
+
+    # --- off the hot path ------------------------------------------------------------
+
+    def _response(
+        self,
+        client: tuple[str, int] | None,
+        request: Request,
+        status: int,
+        size: int,
+        now: float,
+    ) -> None:
+        """Everything ``response`` leaves out of its fast path (same result, slower)."""
+        route = request.route
+        counts = self._by_route.get(route)
+        if counts is None:
+            counts = self._route_counts(route)
+        agent = None
+        for field, value in request.raw_headers:
+            if field == b"user-agent":
+                agent = value
+                break
+        bot = self.detector.agent_is_bot(agent)
+        if self._rdns is not None and not bot and request.client is not None:
+            bot = self._rdns.is_bot(request.client[0])
+        elapsed = now - request.started
+        looked = counts.guarded or request.writer is not None
+        identity = self.identity(request) if looked else (None, None, None, None)
+        if self.counting:
+            bucket = bisect_right(BOUNDS, elapsed)
+            user, project = identity[0], identity[1]
+            if bot or user is not None:
+                key = (counts.name, request.method, status, bot, user, project, bucket)
+                self._count(key, size)
+            else:
+                short = (request.method, status, bucket)
+                entry = counts.counts.get(short)
+                if entry is None:
+                    counts.counts[short] = [1, size]
+                else:
+                    entry[0] += 1
+                    entry[1] += size
+        if self.log_rows is not None and (not bot or self.log_bots):
+            self._log(request, status, now, elapsed, identity)
+        if self._performance:
+            write_performance(client, request, status)
+
+    def _log(
+        self,
+        request: Request,
+        status: int,
+        now: float,
+        elapsed: float,
+        identity: tuple[str | None, str | None, int | None, str | None],
+    ) -> None:
+        rows = self.log_rows
+        plain = self.plain_rows
+        assert rows is not None
+        assert plain is not None
+        if len(rows) + len(plain) >= self.max_rows:
+            self.dropped += 1
+            return
+        user, project, privilege, session = identity
+        target = request.target
+        if user is None and session is None and request._params is None and b"?" not in target:
+            plain.append((now + self.offset, request.method, target, elapsed * 1000.0, status))
+            return
+        rows.append(
+            (
+                now + self.offset,
+                request.method,
+                target,
+                # The page's parsed arguments (query and form fields), if it parsed them.
+                request._params,
+                user,
+                project,
+                privilege,
+                session,
+                elapsed * 1000.0,
+                status,
+            )
+        )
+
+    def _count(self, key: Key, size: int) -> None:
+        other = self.current.other
+        entry = other.get(key)
+        if entry is None:
+            other[key] = [1, size]
+            self._keys += 1
+            if self._keys >= self.max_keys:
+                self._signal("counters")
+        else:
+            entry[0] += 1
+            entry[1] += size
+
+    def _failed(self, exc: Exception) -> None:
+        kind = f"{type(exc).__name__}: {exc}"
+        if kind not in self._failures and len(self._failures) < 100:
+            self._failures.add(kind)
+            error_log.error("statistics: a request could not be counted", exc_info=exc)
+
+    def _signal(self, what: str) -> None:
+        if self.on_full is not None:
+            self.on_full(what)
+
+    def _route_counts(self, route: Route | None) -> RouteCounts:
+        """The counts of ``route`` today, made on its first response."""
+        name = route.name if route is not None else "-"
+        current = self.current
+        counts = current.by_name.get(name)
+        if counts is None:
+            info = self._known.get(name)
+            if info is None:
+                info = self._learn(route)
+                if len(self._known) < 4096:
+                    self._known[name] = info
+            counts = RouteCounts(name, info.guarded)
+            current.by_name[name] = counts
+        if (
+            route is not None
+            and not route.unknown
+            and not counts.guarded
+            and len(current.by_route) < 4096
+        ):
+            # A route the router keeps: found by identity from now on.
+            current.by_route[route] = counts
+        return counts
+
+    @staticmethod
+    def _learn(route: Route | None) -> RouteInfo:
+        if route is None:
+            return RouteInfo(False, False)
+        try:
+            from ..files import StaticFiles  # a sibling feature; only its type is needed
+        except ImportError:  # pragma: no cover - part of dibble
+            is_file = False
+        else:
+            is_file = isinstance(route.plugin, StaticFiles)
+        return RouteInfo(is_file, hasattr(route.func, "__wrapped__"))
+
+    def route_info(self, name: str) -> RouteInfo:
+        """What was learnt about route ``name`` (nothing special if it was never seen)."""
+        return self._known.get(name) or RouteInfo(False, False)
+
+    def identity(self, head: Request) -> tuple[str | None, str | None, int | None, str | None]:
+        """``(user, project, privilege, session id)`` as far as the request found them out."""
+        name = head.remote_user
+        user: Any = None
+        session = None
+        state = getattr(head, "session_state", None)
+        if state is not None:
+            session = getattr(state, "sid", None)
+            user = getattr(getattr(state, "auth_cache", None), "user", None)
+        if user is not None:
+            name = getattr(user, "name", name)
+        if name is None:
+            return None, None, None, session
+        project = None
+        privilege = None
+        projects = getattr(user, "projects", None)
+        if projects is not None:
+            chosen = self._chosen_project(head)
+            admin = bool(getattr(user, "admin", False))
+            if chosen is not None and (chosen in projects or admin):
+                project = chosen
+            elif chosen is None and len(projects) == 1:
+                project = next(iter(projects))
+            if project is not None:
+                privilege = _MAX_PRIVILEGE if admin else int(projects.get(project, 0))
+            elif admin:
+                privilege = _MAX_PRIVILEGE
+        return str(name), project, privilege, session
+
+    def _chosen_project(self, head: Request) -> str | None:
+        # Only what the page already parsed: its arguments, else its cookies.
+        params = head._params
+        value = None
+        if params is not None:
+            values = params.get("project")
+            if values:
+                value = values[-1]
+        if value is None:
+            cookies = head._cookies
+            if cookies is not None:
+                value = cookies.get(self.project_cookie)
+        if value is not None and _PROJECT_NAME.fullmatch(value):
+            return value
+        return None
+
+    def new_day(self, now: float) -> None:
+        """Start the counters of the day it is now (keeping the last day's for the flush)."""
+        wall = self.wall()
+        self.offset = wall - now
+        today = datetime.datetime.fromtimestamp(wall).date()
+        if today != self.day:
+            if self.current:
+                self._past.append((self.day, self.current))
+            self._start_counts()
+            self.day = today
+        midnight = datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time())
+        # A clock set back across midnight must not leave an end in the past.
+        self._day_end = now + max(1.0, midnight.timestamp() - wall)
+
+    def _start_counts(self) -> None:
+        self.current = DayCounts()
+        self._by_route = self.current.by_route
+        self._keys = 0
+
+    def take(self) -> list[tuple[datetime.date, DayCounts]]:
+        """Hand over every counter collected so far, by day, and start afresh.
+
+        Must run on the thread that calls ``response`` (or when nothing
+        does): ``Statistics`` sees to that.
+        """
+        taken = self._past
+        if self.current:
+            taken.append((self.day, self.current))
+        self._past = []
+        self._start_counts()
+        return taken
+
+    def peek(self) -> list[tuple[datetime.date, DayCounts]]:
+        """A copy of the counters (``take`` without taking); safe from any thread."""
+        past = list(self._past)
+        current = self.current
+        return [*((day, counts.copy()) for day, counts in past), (self.day, current.copy())]
+
+
+def write_performance(
+    client: tuple[str, int] | None, head: RequestHead | None, status: int
+) -> None:
+    """One performance line for ``head``, as the access log's call writes it."""
+    started = getattr(head, "started", None)
+    if head is None or started is None:
+        return
+    forwarded = getattr(head, "client", None)
+    _log_performance(forwarded or client, head, status, started)

@@ -1,0 +1,107 @@
+"""Fixtures for the statistics tests: fake requests, clocks, and Redis.
+
+The Redis fixtures are tests/sessions' own (a ``redis-server`` on a free
+loopback port; skipped where it is not installed, a failure under
+``CI=true``), loaded from that conftest file rather than copied.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import dibble
+from dibble.app import Request, Route
+
+_spec = importlib.util.spec_from_file_location(
+    "dibble_tests_sessions_conftest", Path(__file__).parent.parent / "sessions" / "conftest.py"
+)
+assert _spec is not None and _spec.loader is not None
+_sessions: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_sessions)
+
+redis_url = _sessions.redis_url
+redis_process = _sessions.redis_process
+
+
+class Site(dibble.Plugin):
+    def onHome(self) -> str:
+        return "home"
+
+    def onPage(self, q: str = "") -> str:
+        return "page"
+
+
+class Clock:
+    """A settable pair of clocks: ``perf`` (the collector's) and ``wall`` (Unix time)."""
+
+    def __init__(self, when: datetime.datetime) -> None:
+        self.now = 1000.0
+        self.wall_time = when.timestamp()
+
+    def perf(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.wall_time
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.wall_time += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Clocks at 2024-05-01 12:00 local time."""
+    return Clock(datetime.datetime(2024, 5, 1, 12, 0, 0))
+
+
+@pytest.fixture
+def routes() -> Callable[[str], Route]:
+    """``routes("/page")``: the route a real router gives that path."""
+    server = dibble.HTTPServer(("127.0.0.1", 0), dibble.Context())
+    server.register(Site())
+
+    def route(path: str) -> Route:
+        return server.router.resolve(path.encode())
+
+    return route
+
+
+def make_request(
+    route: Route,
+    *,
+    method: str = "GET",
+    target: bytes = b"/",
+    agent: bytes | None = b"Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
+    started: float = 1000.0,
+    client: tuple[str, int] = ("192.0.2.7", 50000),
+    user: Any = None,
+    sid: str | None = None,
+    params: dict[str, list[str]] | None = None,
+) -> Request:
+    """A request as the dispatcher leaves it, optionally with a logged-in user."""
+    request = Request()
+    request.method = method
+    request.target = target
+    request.route = route
+    request.raw_headers = [(b"host", b"example.org")]
+    if agent is not None:
+        request.raw_headers.append((b"user-agent", agent))
+    request.started = started
+    request.client = client
+    if params is not None:
+        request._params = params
+    if user is not None or sid is not None:
+        # What dibble.sessions and dibble.auth leave on a request that asked for its user.
+        request.writer = SimpleNamespace()  # type: ignore[assignment]
+        request.session_state = SimpleNamespace(
+            sid=sid, auth_cache=SimpleNamespace(user=user, reason=None)
+        )
+    return request
