@@ -72,6 +72,8 @@ T = TypeVar("T")
 ID_BYTES: Final = 24
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{32}")
 
+_HOST_PREFIX: Final = "__Host-"
+
 #: The service under which login state is kept (see ``dibble.auth``).
 AUTH_SERVICE: Final = "dibble.auth"
 
@@ -325,7 +327,7 @@ class SessionPool:
         """The session cookie's name for ``request`` and whether it is ``Secure``."""
         secure = request.tls if self.cookie_secure is None else self.cookie_secure
         if secure and self.cookie_domain is None and self.cookie_path == "/":
-            return "__Host-" + self.cookie_name, True
+            return _HOST_PREFIX + self.cookie_name, True
         return self.cookie_name, secure
 
     def for_request(self, request: Request) -> RequestSessions:
@@ -342,7 +344,11 @@ class SessionPool:
             else:
                 writer.add_head_hook(state.before_head)
             conn = request.conn
-            if conn is not None and self._timer_loop is not conn.loop:
+            if (
+                conn is not None
+                and self.cleanup_interval is not None
+                and self._timer_loop is not conn.loop
+            ):
                 self.schedule_cleanup(conn.loop)
         return state
 

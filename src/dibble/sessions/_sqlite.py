@@ -562,7 +562,8 @@ def _after(known: Loaded, changes: Changes, now: float, expires: float) -> Loade
     """``known`` once ``changes`` were saved (what ``_write`` did, in memory)."""
     record = known.record
     fresh = record is None or record.expires <= now
-    values = {} if fresh or changes.cleared else dict(record.values)  # type: ignore[union-attr]
+    # The cached dict is changed in place: sessions copy what they load.
+    values = {} if fresh or changes.cleared else record.values  # type: ignore[union-attr]
     for key in changes.deleted:
         values.pop(key, None)
     values.update(changes.set)
