@@ -24,6 +24,7 @@ hang.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
@@ -574,10 +575,11 @@ def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
 
 def _hiredis_packer() -> Callable[[tuple[Any, ...]], bytes] | None:
     try:
-        from hiredis import pack_command
+        hiredis = importlib.import_module("hiredis")  # optional: redis-py works without
     except ImportError:  # pragma: no cover - depends on the installation
         return None
-    return pack_command  # type: ignore[return-value,unused-ignore]
+    packer: Callable[[tuple[Any, ...]], bytes] | None = getattr(hiredis, "pack_command", None)
+    return packer
 
 
 _PACK_COMMAND: Final = _hiredis_packer()
