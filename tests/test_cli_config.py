@@ -121,6 +121,22 @@ def test_check_config_hides_the_secret_key(site: Path) -> None:
     assert 'secret_key = "<hidden: 48 characters>"' in result.stdout
 
 
+def test_check_config_hides_passwords_in_every_url(site: Path) -> None:
+    (site / "site.toml").write_text(
+        '[sessions]\nstore = "redis://web:pw-sessions@127.0.0.1:6379/0"\n'
+        '[housekeeping]\nlock = "redis://:pw-lock@127.0.0.1:6379/1"\n'
+        '[statistics]\nstore = "redis://stats:pw-stats@127.0.0.1:6379/2"\n'
+        '[auth]\nsso_keys = ["k3y-one-that-is-long-enough-0123456789"]\n'
+    )
+    result = dibble("check-config", "-c", "site.toml", cwd=site)
+    assert result.returncode == 0, result.stderr
+    for secret in ("pw-sessions", "pw-lock", "pw-stats", "k3y-one"):
+        assert secret not in result.stdout
+    printed = tomllib.loads(result.stdout)
+    assert printed["housekeeping"]["lock"] == "redis://***@127.0.0.1:6379/1"
+    assert printed["sessions"]["store"] == "redis://web:***@127.0.0.1:6379/0"
+
+
 def test_check_config_makes_nothing(site: Path) -> None:
     (site / "site.toml").write_text('[paths]\ndata_dir = "data"\n')
     assert dibble("check-config", "-c", "site.toml", cwd=site).returncode == 0

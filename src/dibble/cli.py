@@ -14,7 +14,6 @@ configuration prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -149,22 +148,11 @@ def _check_config(args: argparse.Namespace) -> int:
         HTTPServer.from_config(config, Context(), prepare=False)
     except ConfigError as exc:
         return _fail(f"config error: {exc}")
-    if config.server.secret_key:
-        # The key is never printed (this output ends up in tickets and logs).
-        hidden = f"<hidden: {len(config.server.secret_key)} characters>"
-        config = dataclasses.replace(
-            config, server=dataclasses.replace(config.server, secret_key=hidden)
-        )
-    if "@" in config.sessions.store:
-        from .sessions._redis import _without_password
+    # Secrets (keys, passwords, credentials in URLs) are never printed: this
+    # output ends up in tickets and logs.
+    from .admin import masked_config
 
-        masked = _without_password(config.sessions.store)
-        config = dataclasses.replace(
-            config, sessions=dataclasses.replace(config.sessions, store=masked)
-        )
-    if config.auth.sso_keys:
-        keys = tuple(f"<hidden: {len(k)} characters>" for k in config.auth.sso_keys)
-        config = dataclasses.replace(config, auth=dataclasses.replace(config.auth, sso_keys=keys))
+    config = masked_config(config)
     sys.stdout.write(dump_toml(config))
     return 0
 
