@@ -129,17 +129,7 @@ class Dispatcher:
         if route.mode == INLINE:
             token = current_request.set(request)
             try:
-                start = perf_counter()
-                if route.binder.needs_params or route.segments:
-                    args, kwargs = _bind(request, route)
-                    result = route.func(*args, **kwargs)
-                else:
-                    result = route.func()
-                if route.drive:
-                    result = _drive(result)
-                elapsed = perf_counter() - start
-                if elapsed > self._slow_threshold:
-                    self._warn_slow(route, elapsed)
+                result = self._call_inline(request, route)
             except BaseException as exc:
                 self._fail(request, exc)
                 return
@@ -194,6 +184,24 @@ class Dispatcher:
             return
         self._respond(request, result)
 
+    def _call_inline(self, request: Request, route: Route) -> Any:
+        """Run a sync (or never-suspending) methlet to its result, on the loop.
+
+        The caller sets the request's context and handles what it raises.
+        """
+        start = perf_counter()
+        if route.binder.needs_params or route.segments:
+            args, kwargs = _bind(request, route)
+            result = route.func(*args, **kwargs)
+        else:
+            result = route.func()
+        if route.drive:
+            result = _drive(result)
+        elapsed = perf_counter() - start
+        if elapsed > self._slow_threshold:
+            self._warn_slow(route, elapsed)
+        return result
+
     def _run_prepared_inline(self, request: Request, route: Route) -> None:
         # A sync (or never-suspending) methlet between two steps that may
         # wait for a batch: callbacks, not a task.
@@ -221,17 +229,7 @@ class Dispatcher:
         assert preparation is not None
         token = current_request.set(request)
         try:
-            start = perf_counter()
-            if route.binder.needs_params or route.segments or route.unknown:
-                args, kwargs = _bind(request, route)
-                result = route.func(*args, **kwargs)
-            else:
-                result = route.func()
-            if route.drive:
-                result = _drive(result)
-            elapsed = perf_counter() - start
-            if elapsed > self._slow_threshold:
-                self._warn_slow(route, elapsed)
+            result = self._call_inline(request, route)
             waiting = preparation.after(request)
         except BaseException as exc:
             self._fail(request, exc)

@@ -55,25 +55,28 @@ error_log: Final = logging.getLogger("dibble.error")
 T = TypeVar("T")
 A = TypeVar("A")
 
-#: Called with a request's results, or with None and the error.
-Delivery = Callable[[list[T] | None, BaseException | None], None]
+#: Takes a request's results (and may raise: the request then fails with it).
+Apply = Callable[[list[T]], None]
 
 LoadItem = tuple[str, str, float]
 SaveItem = tuple[str, str, "Changes", float, float]
 
 
 class _Queue(Generic[A, T]):
-    """The operations of several requests, each a list of items and a delivery."""
+    """The operations of several requests: each a list of items, what to do with
+    their results, and the ``Pending`` the request waits on."""
 
     __slots__ = ("entries", "items")
 
     def __init__(self) -> None:
         self.items: list[A] = []
-        self.entries: list[tuple[int, Delivery[T]]] = []  # (how many items, delivery)
+        self.entries: list[tuple[int, Apply[T], Pending]] = []  # (how many items, ...)
 
-    def add(self, items: Sequence[A], deliver: Delivery[T]) -> None:
+    def add(self, items: Sequence[A], apply: Apply[T]) -> Pending:
+        pending = Pending()
         self.items.extend(items)
-        self.entries.append((len(items), deliver))
+        self.entries.append((len(items), apply, pending))
+        return pending
 
 
 class Batcher:
@@ -87,15 +90,21 @@ class Batcher:
         self._scheduled = False
         self._busy = False
 
-    def load(self, items: Sequence[LoadItem], deliver: Delivery[Loaded | None]) -> None:
-        """Load ``items`` (``(sid, service, now)``) in this turn's batch."""
-        self._loads.add(items, deliver)
-        self._schedule()
+    def load(self, items: Sequence[LoadItem], apply: Apply[Loaded | None]) -> Pending:
+        """Load ``items`` (``(sid, service, now)``) in this turn's batch.
 
-    def save(self, items: Sequence[SaveItem], deliver: Delivery[bool]) -> None:
-        """Save ``items`` (``(sid, service, changes, now, expires)``) in this turn's batch."""
-        self._saves.add(items, deliver)
+        ``apply`` gets the results; the ``Pending`` finishes after it (or
+        fails with the store's error, or with what ``apply`` raised).
+        """
+        pending = self._loads.add(items, apply)
         self._schedule()
+        return pending
+
+    def save(self, items: Sequence[SaveItem], apply: Apply[bool]) -> Pending:
+        """Save ``items`` (``(sid, service, changes, now, expires)``) in this turn's batch."""
+        pending = self._saves.add(items, apply)
+        self._schedule()
+        return pending
 
     def _schedule(self) -> None:
         if not self._scheduled and not self._busy:
@@ -189,15 +198,19 @@ def _deliver(queue: _Queue[Any, T], outcome: _Outcome) -> None:
     error = outcome.error
     results = outcome.results
     start = 0
-    for count, deliver in queue.entries:
+    for count, apply, pending in queue.entries:
+        failure: BaseException | None = error
+        if error is None:
+            try:
+                apply(results[start : start + count])
+            except BaseException as exc:  # the request fails with it
+                failure = exc
+        elif isinstance(error, HTTPError):
+            # Each request gets an exception of its own (tracebacks differ).
+            failure = HTTPError(error.status, error.message, error.headers)
+        # (any other error is a bug, not a store failure: each request gets its 500)
         try:
-            if error is None:
-                deliver(results[start : start + count], None)
-            elif isinstance(error, HTTPError):
-                # Each request gets an exception of its own (tracebacks differ).
-                deliver(None, HTTPError(error.status, error.message, error.headers))
-            else:  # a bug, not a store failure: each request gets its 500
-                deliver(None, error)
+            pending.finish(failure)
         except Exception:  # the requests' own code handles its errors; this is a bug
             error_log.exception("delivering a session batch failed")
         start += count

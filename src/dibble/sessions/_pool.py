@@ -512,21 +512,9 @@ class RequestSessions:
             else:
                 self._preloaded(candidate, services, results, now)
                 return None
-        pending = Pending()
-
-        def loaded(results: list[Loaded | None] | None, error: BaseException | None) -> None:
-            if results is None:
-                pending.finish(error)
-                return
-            try:
-                self._preloaded(candidate, services, results, now)
-            except BaseException as exc:
-                pending.finish(exc)
-                return
-            pending.finish()
-
-        pool.batcher(self.request).load(items, loaded)
-        return pending
+        return pool.batcher(self.request).load(
+            items, lambda results: self._preloaded(candidate, services, results, now)
+        )
 
     def _preloaded(
         self,
@@ -671,22 +659,12 @@ class RequestSessions:
             (sid, session.service, changes, now, self._expires(session, now))
             for session, changes in work
         ]
-        pending = Pending()
 
-        def saved(results: list[bool] | None, error: BaseException | None) -> None:
-            if results is None:
-                pending.finish(error)
-                return
-            try:
-                for (session, changes), stored, item in zip(work, results, items, strict=True):
-                    self._stored(session, changes, stored, now, item[4])
-            except BaseException as exc:
-                pending.finish(exc)
-                return
-            pending.finish()
+        def saved(results: list[bool]) -> None:
+            for (session, changes), stored, item in zip(work, results, items, strict=True):
+                self._stored(session, changes, stored, now, item[4])
 
-        pool.batcher(self.request).save(items, saved)
-        return pending
+        return pool.batcher(self.request).save(items, saved)
 
     def before_head(self, headers: list[tuple[str, str]]) -> None:
         """Save, then add the cookie and caching fields to ``headers`` (a head hook)."""
