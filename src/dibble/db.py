@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_FILE",
     "Database",
-    "database_url",
+    "database_path",
     "set_sql_logging",
     "sql_log",
     "sql_logging",
@@ -99,7 +99,7 @@ def sqlite_path(url: str, root: str = "") -> str:
     return url
 
 
-def database_url(config: Config) -> str | None:
+def database_path(config: Config) -> str | None:
     """The file of ``config``'s database: ``[database] url``, else the data directory's.
 
     None when neither is configured.

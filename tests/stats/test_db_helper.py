@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dibble.config import parse_config
-from dibble.db import Database, database_url, set_sql_logging, sql_logging, sqlite_path
+from dibble.db import Database, database_path, set_sql_logging, sql_logging, sqlite_path
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def test_urls() -> None:
     with pytest.raises(ValueError, match="no file"):
         sqlite_path("sqlite://")
     config = parse_config({"paths": {"data_dir": "/srv/data"}})
-    assert database_url(config) == "/srv/data/dibble.sqlite3"
-    assert database_url(parse_config({})) is None
+    assert database_path(config) == "/srv/data/dibble.sqlite3"
+    assert database_path(parse_config({})) is None
 
 
 def test_the_sql_log_is_off_by_default(db: Database, caplog: pytest.LogCaptureFixture) -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .._urls import without_password
 from ..config import Config
-from ..sessions._redis import _without_password
 from ..users import MAX_PRIVILEGE, UserStore
 
 __all__ = [
@@ -64,7 +64,7 @@ def _mask(value: Any, name: str) -> Any:
         if value and _is_secret(name):
             return hidden(value)
         if "://" in value and "@" in value:
-            return _without_password(value)
+            return without_password(value)
     return value
 
 

@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
-from ..sessions._redis import _without_password
+from .._urls import without_password
 from ..users import sqlite_path
 
 __all__ = [
@@ -244,7 +244,7 @@ class RedisLock(HousekeepingLock):
             ) from None
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.key = prefix + name
-        self.description = f"Redis {_without_password(url)}"
+        self.description = f"Redis {without_password(url)}"
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
+from .._urls import without_password
 from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, StoreError
 
 __all__ = ["RedisStore"]
@@ -318,7 +319,7 @@ class RedisStore(SessionStore):
         )
         self.url = url
         self.prefix = prefix
-        self.description = f"Redis {_without_password(url)}"
+        self.description = f"Redis {without_password(url)}"
         self._client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -583,16 +584,6 @@ def _hiredis_packer() -> Callable[[tuple[Any, ...]], bytes] | None:
 
 
 _PACK_COMMAND: Final = _hiredis_packer()
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password masked, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
 
 
 def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:

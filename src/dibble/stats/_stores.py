@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Final, Protocol
 
+from .._urls import without_password
 from ..db import Database, sqlite_path
 from ._model import Increments
 
@@ -382,7 +383,7 @@ class RedisStatsStore:
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.url = url
         self.prefix = prefix
-        self.description = f"Redis {_without_password(url)}"
+        self.description = f"Redis {without_password(url)}"
         self._client: Any = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -446,15 +447,6 @@ class RedisStatsStore:
     def close(self) -> None:
         with contextlib.suppress(*self._errors):
             self._client.close()
-
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
 
 
 def open_stats_store(spec: str, *, data_dir: str = "", root: str = "") -> StatsStore:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 
-from ..db import database_url, set_sql_logging, sql_log, sql_logging
+from ..db import database_path, set_sql_logging, sql_log, sql_logging
 from ..server import HTTPProtocol
 from ._bots import BotDetector
 from ._collector import write_performance
@@ -85,7 +85,7 @@ def statistics_from_config(config: Config) -> Statistics | None:
         )
     request_log = None
     if section.request_log:
-        path = database_url(config)
+        path = database_path(config)
         if path is None:
             error_log.warning(
                 "the request log is on but there is no database: set [database] url or "
