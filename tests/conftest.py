@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -107,3 +109,145 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=5)
+
+
+# --- Redis: one redis-server for the Redis stores' tests ----------------------------
+
+
+class RedisProcess:
+    """A redis-server child process on 127.0.0.1:``port``, without persistence."""
+
+    def __init__(self, executable: str, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _redis_executable() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        message = (
+            "redis-server is not installed; the Redis tests (sessions, statistics, locks) need it"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of a redis-server shared by the test session.
+
+    Started on a free loopback port; where redis-server is not installed the
+    tests that need it are skipped with the reason, except under CI
+    (``CI=true``), where that is a failure.
+    """
+    server = RedisProcess(_redis_executable(), _free_port())
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_process() -> Iterator[Callable[[], RedisProcess]]:
+    """Start a redis-server of this test's own (to stop, pause or kill it)."""
+    started: list[RedisProcess] = []
+
+    def start() -> RedisProcess:
+        server = RedisProcess(_redis_executable(), _free_port())
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server.process.pid, signal.SIGCONT)  # in case a test paused it
+        server.stop()
+
+
+# --- a headless browser -----------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's headless ``chromium``, driven by Playwright's Python package.
+
+    Without them the test is skipped with the reason, except under CI
+    (``CI=true``), where that is a failure.
+    """
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if executable is None:
+        _unavailable("chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

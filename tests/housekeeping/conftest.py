@@ -1,17 +1,15 @@
-"""Housekeeping fixtures: a clock to move by hand, a Redis server, an SMTP server.
+"""Housekeeping fixtures: a clock to move by hand, an SMTP server.
 
-The Redis lock tests need ``redis-server``, and the mail tests a real SMTP
-server (``aiosmtpd``, on 127.0.0.1 and a free port).  Where either is
-missing the tests that need it are skipped, except under CI (``CI=true``),
-where that is a failure.
+The Redis lock tests use tests/conftest.py's ``redis-server``
+(``redis_url``), and the mail tests a real SMTP server (``aiosmtpd``, on
+127.0.0.1 and a free port).  Where either is missing the tests that need
+it are skipped, except under CI (``CI=true``), where that is a failure.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,41 +54,6 @@ def dead_port() -> int:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A redis-server on 127.0.0.1 (a free port) for the test session, without persistence."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        unavailable("redis-server is not installed (apt-get install redis-server)")
-        raise AssertionError  # not reached
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *(executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--loglevel", "warning"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(5)
 
 
 @pytest.fixture

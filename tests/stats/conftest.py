@@ -1,16 +1,12 @@
 """Fixtures for the statistics tests: fake requests, clocks, and Redis.
 
-The Redis fixtures are tests/sessions' own (a ``redis-server`` on a free
-loopback port; skipped where it is not installed, a failure under
-``CI=true``), loaded from that conftest file rather than copied.
+The Redis fixtures (``redis_url``, ``redis_process``) are tests/conftest.py's.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,16 +14,6 @@ import pytest
 
 import dibble
 from dibble.app import Request, Route
-
-_spec = importlib.util.spec_from_file_location(
-    "dibble_tests_sessions_conftest", Path(__file__).parent.parent / "sessions" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_sessions: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_sessions)
-
-redis_url = _sessions.redis_url
-redis_process = _sessions.redis_process
 
 
 class Site(dibble.Plugin):
