@@ -254,19 +254,6 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 # --- workloads -----------------------------------------------------------------------
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process tree has used so far, threads included."""
-    total = 0
-    for member in servers.process_tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def wrk_run(port: int, seconds: float) -> tuple[float, float, float]:
     """(requests/s, responses, non-2xx responses) of one wrk run on the 1 MiB file."""
     url = f"http://127.0.0.1:{port}/static/f1m.bin"
@@ -281,9 +268,9 @@ def wrk_run(port: int, seconds: float) -> tuple[float, float, float]:
 def static_cell(started: Started, duration: float, warmup: float) -> dict[str, float]:
     wrk_run(started.port, warmup)
     pid = started.process.pid
-    before = tree_cpu_seconds(pid)
+    before = servers.tree_cpu_seconds(pid)
     requests, done, errors = wrk_run(started.port, duration)
-    cpu = tree_cpu_seconds(pid) - before
+    cpu = servers.tree_cpu_seconds(pid) - before
     return {
         "requests_per_s": requests,
         "mb_per_s": requests * STATIC_SIZE / 1e6,

@@ -430,3 +430,16 @@ def tree_rss_kib(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process tree has used so far, threads included."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")

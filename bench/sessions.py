@@ -48,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as harness
 import servers
-from servers import APPS, BENCH, CLIENT_CORE, Env, Server, free_port
-from workloads import parse_wrk, raise_file_limit
+import workloads
+from servers import APPS, BENCH, Env, Server, free_port
+from workloads import raise_file_limit
 
 RESULTS = BENCH / "results" / "sessions.md"
 CONNECTIONS = 64
@@ -239,25 +240,9 @@ def counter(port: int, path: str, cookie: str) -> int:
 
 
 def wrk(port: int, path: str, seconds: float, script: Path, cookies: list[str]) -> dict[str, Any]:
-    argv = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{CONNECTIONS}"]
-    argv += [f"-d{max(1, round(seconds))}s", "--timeout", "4s", "--latency"]
-    if cookies:
-        argv += ["-s", str(script)]
-    argv.append(f"http://127.0.0.1:{port}{path}")
-    if cookies:
-        argv += ["--", *cookies]
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    result = parse_wrk(completed.stdout)
-    problems = []
-    if completed.returncode != 0 or "rps" not in result:
-        problems.append(f"wrk failed: {completed.stderr.strip()[-300:]}")
-    if result["non2xx"]:
-        problems.append(f"{result['non2xx']} non-2xx responses")
-    if any(result["socket_errors"].values()):
-        problems.append(f"socket errors {result['socket_errors']}")
-    if problems:
-        result["error"] = "; ".join(problems)
-    return result
+    """wrk with 64 connections, each request carrying the next of ``cookies`` (``script``)."""
+    options = ["-s", str(script)] if cookies else []
+    return workloads.wrk(port, path, seconds, CONNECTIONS, options, cookies)
 
 
 def measure(

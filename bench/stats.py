@@ -54,7 +54,8 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import servers  # noqa: E402 - bench/servers.py: ports, pinning, process trees
-from workloads import parse_wrk, raise_file_limit  # noqa: E402
+import workloads  # noqa: E402
+from workloads import raise_file_limit  # noqa: E402
 
 RESULTS = BENCH / "results" / "stats.md"
 VENV = REPO / ".venv"
@@ -122,35 +123,8 @@ def server_for(cell: Cell) -> servers.Server:
     return servers.Server(f"dibble-{cell.name}", cell.label, "bench/apps/dibble_sync.py", command)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process tree so far, threads included."""
-    total = 0
-    for member in servers.process_tree(pid):
-        try:
-            with open(f"/proc/{member}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def wrk(port: int, seconds: float) -> dict[str, Any]:
-    argv = ["taskset", "-c", servers.CLIENT_CORE, "wrk", "-t1", f"-c{CONNECTIONS}"]
-    argv += [f"-d{max(1, round(seconds))}s", "--timeout", "4s", "--latency"]
-    argv.append(f"http://127.0.0.1:{port}/plaintext")
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    result = parse_wrk(completed.stdout)
-    problems = []
-    if completed.returncode != 0 or "rps" not in result:
-        problems.append(f"wrk failed: {completed.stderr.strip()[-300:]}")
-    if result["non2xx"]:
-        problems.append(f"{result['non2xx']} non-2xx responses")
-    if any(result["socket_errors"].values()):
-        problems.append(f"socket errors {result['socket_errors']}")
-    if problems:
-        result["error"] = "; ".join(problems)
-    return result
+    return workloads.wrk(port, "/plaintext", seconds, CONNECTIONS)
 
 
 def get(port: int, path: str) -> int:
@@ -188,9 +162,9 @@ def measure(cell: Cell, env: servers.Env, args: argparse.Namespace) -> dict[str,
     running = servers.start(server_for(cell), env)
     try:
         warm = wrk(running.port, args.warmup)
-        before = cpu_seconds(running.pid)
+        before = servers.tree_cpu_seconds(running.pid)
         result = wrk(running.port, args.duration)
-        used = cpu_seconds(running.pid) - before
+        used = servers.tree_cpu_seconds(running.pid) - before
         if get(running.port, "/plaintext") != 200:
             result["error"] = "GET /plaintext failed after the run"
     finally:

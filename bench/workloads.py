@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,20 @@ def run_wrk(
     workload: Workload, port: int, duration: float, connections: int = 64
 ) -> dict[str, Any]:
     """Run wrk once on the client core; the result carries ``error`` when the cell failed."""
+    script_args = ["16"] if workload.name == "pipelined" else []
+    return wrk(port, workload.path, duration, connections, workload.wrk_args, script_args)
+
+
+def wrk(
+    port: int,
+    path: str,
+    duration: float,
+    connections: int = 64,
+    options: Sequence[str] = (),
+    script_args: Sequence[str] = (),
+) -> dict[str, Any]:
+    """wrk on ``path`` from the client core (``options`` before the URL, ``script_args``
+    after ``--``); the result carries ``error`` when the cell failed."""
     argv = [
         "taskset",
         "-c",
@@ -218,11 +233,11 @@ def run_wrk(
         "--timeout",
         "4s",
         "--latency",
-        *workload.wrk_args,
-        f"http://127.0.0.1:{port}{workload.path}",
+        *options,
+        f"http://127.0.0.1:{port}{path}",
     ]
-    if workload.name == "pipelined":
-        argv += ["--", "16"]
+    if script_args:
+        argv += ["--", *script_args]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     result = parse_wrk(completed.stdout)
     problems = []
