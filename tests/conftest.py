@@ -117,7 +117,7 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 class RedisProcess:
     """A redis-server child process on 127.0.0.1:``port``, without persistence."""
 
-    def __init__(self, executable: str, port: int) -> None:
+    def __init__(self, executable: str, port: int, *extra: str) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process = subprocess.Popen(
@@ -133,6 +133,7 @@ class RedisProcess:
                 "no",
                 "--loglevel",
                 "warning",
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -142,7 +143,7 @@ class RedisProcess:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up
                         return
             except OSError:
                 pass
@@ -194,12 +195,13 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_process() -> Iterator[Callable[[], RedisProcess]]:
-    """Start a redis-server of this test's own (to stop, pause or kill it)."""
+def redis_process() -> Iterator[Callable[..., RedisProcess]]:
+    """Start a redis-server of this test's own (to stop, pause or kill it); arguments
+    are more options for it, and ``port=`` starts it on a given port."""
     started: list[RedisProcess] = []
 
-    def start() -> RedisProcess:
-        server = RedisProcess(_redis_executable(), _free_port())
+    def start(*extra: str, port: int | None = None) -> RedisProcess:
+        server = RedisProcess(_redis_executable(), port or _free_port(), *extra)
         started.append(server)
         return server
 

@@ -344,6 +344,8 @@ class TestClient:
         return self.request("DELETE", path, **kwargs)
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return  # closed already
         if self.protocol is not None:
             if self.transport is not None:
                 self.transport.close()

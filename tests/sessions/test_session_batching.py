@@ -6,6 +6,7 @@ not batch by default, since it has nothing to gain).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import sqlite3
@@ -21,6 +22,7 @@ import dibble
 from dibble.app import PREPARED
 from dibble.sessions import SessionPool, SessionStore, SQLiteStore, service_name
 from dibble.sessions._batch import SessionPreparation
+from dibble.sessions._store import LoopBatches
 from dibble.testing import TestClient
 
 Serve = Callable[..., dibble.HTTPServer]
@@ -51,8 +53,9 @@ class Counter(dibble.Plugin):
 class Recording:
     """Wraps a store and records the size of each batch it stores or loads.
 
-    Both ways are recorded: on the event loop (``*_now``, SQLite) and in the
-    I/O thread; a batch that found the store busy is counted where it ran.
+    Every way is recorded: on the event loop (``*_now``, SQLite; the loop's
+    own connection, Redis) and in the I/O thread; a batch that found the
+    store busy is counted where it ran.
     """
 
     def __init__(self, store: SessionStore) -> None:
@@ -67,6 +70,13 @@ class Recording:
             ("load_many_now", self.loads),
         ):
             setattr(store, name, self._recorded(getattr(store, name), sizes))
+        loop_batches = store.loop_batches
+
+        def recorded_loop_batches(loop: asyncio.AbstractEventLoop) -> LoopBatches | None:
+            batches = loop_batches(loop)
+            return None if batches is None else _RecordedBatches(batches, self)
+
+        store.loop_batches = recorded_loop_batches  # type: ignore[method-assign]
 
     def _recorded(
         self, method: Callable[[Sequence[Any]], list[Any]], sizes: list[int]
@@ -78,6 +88,28 @@ class Recording:
             return result
 
         return recorded
+
+
+class _RecordedBatches:
+    def __init__(self, batches: LoopBatches, recording: Recording) -> None:
+        self.batches = batches
+        self.recording = recording
+
+    def batch(
+        self,
+        loads: Sequence[Any],
+        saves: Sequence[Any],
+        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
+    ) -> None:
+        def recorded(loaded: list[Any] | BaseException, saved: list[Any] | BaseException) -> None:
+            with self.recording.lock:
+                if loads:
+                    self.recording.loads.append(len(loads))
+                if saves:
+                    self.recording.saves.append(len(saves))
+            done(loaded, saved)
+
+        self.batches.batch(loads, saves, recorded)
 
 
 def test_a_route_is_prepared_after_its_first_session_use(store: SessionStore) -> None:

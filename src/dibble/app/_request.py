@@ -32,10 +32,6 @@ class Request(RequestHead):
     #: ``perf_counter()`` when the request reached the application; set only
     #: while the performance log is on (read with a default otherwise).
     started: float
-    #: The request's sessions (``dibble.sessions.RequestSessions``); set only
-    #: when a methlet first reads a session (read with a default otherwise).
-    session_state: Any
-
     __slots__ = (
         "_cookies",
         "_params",
@@ -74,6 +70,9 @@ class Request(RequestHead):
         self.conn: HTTPProtocol | None = None
         self.route: Route | None = None
         self.writer: ResponseWriter | None = None
+        #: The request's sessions (``dibble.sessions.RequestSessions``), made when
+        #: a methlet first reads a session.
+        self.session_state: Any = None
         #: The task running an async methlet for this request.
         self.task: asyncio.Task[None] | None = None
         self._params: dict[str, list[str]] | None = None

@@ -61,10 +61,12 @@ class Pending:
     A coroutine may also ``await`` it.
     """
 
-    __slots__ = ("_callbacks", "_done", "_error")
+    __slots__ = ("_callback", "_done", "_error", "_more")
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[BaseException | None], None]] = []
+        # One callback (the common case) needs no list.
+        self._callback: Callable[[BaseException | None], None] | None = None
+        self._more: list[Callable[[BaseException | None], None]] | None = None
         self._done = False
         self._error: BaseException | None = None
 
@@ -75,8 +77,12 @@ class Pending:
     def then(self, callback: Callable[[BaseException | None], None]) -> None:
         if self._done:
             callback(self._error)
+        elif self._callback is None:
+            self._callback = callback
+        elif self._more is None:
+            self._more = [callback]
         else:
-            self._callbacks.append(callback)
+            self._more.append(callback)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Mark the step finished (or failed with ``error``) and run the callbacks."""
@@ -84,9 +90,13 @@ class Pending:
             return
         self._done = True
         self._error = error
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+        callback, self._callback = self._callback, None
+        if callback is not None:
             callback(error)
+        more, self._more = self._more, None
+        if more is not None:
+            for callback in more:
+                callback(error)
 
     def __await__(self) -> Generator[Any, None, None]:
         if not self._done:

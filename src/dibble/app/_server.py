@@ -215,9 +215,11 @@ class HTTPServer:
             from ..stats._wiring import uninstall
 
             uninstall(self)  # a last flush
-        if self.sessions is not None and self.sessions.made_by_default:
-            self.sessions.close()
-            self.sessions = None
+        if self.sessions is not None:
+            self.sessions.release_loops()  # the store's connections on this loop
+            if self.sessions.made_by_default:
+                self.sessions.close()
+                self.sessions = None
         if self.auth is not None and self.auth.made_by_default:
             self.auth.close()
             self.auth = None

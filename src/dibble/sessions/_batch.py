@@ -19,9 +19,12 @@ Where the batch runs depends on the store:
   of the turn, with connections that never wait for a lock; the requests'
   responses go out right after.  Should another process hold the lock, the
   batch goes to the I/O thread, which may wait.
-* Any other store (Redis) runs it in the pool's I/O thread while the loop
-  serves others; the operations that arrive meanwhile form the next batch
-  (under load, batches grow by themselves).
+* A store with a connection of the loop's own (Redis: ``loop_batches``)
+  sends it there and goes on when the replies arrive; the operations that
+  arrive meanwhile form the next batch (under load, batches grow by
+  themselves).
+* Any other store runs it in the pool's I/O thread while the loop serves
+  others, batches growing the same way.
 
 No task and no future per request: the dispatcher runs a prepared sync
 methlet from a ``Pending``'s callback.  A failure fails every request of
@@ -42,7 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ..app import HTTPError, Pending, Request
-from ._store import StoreBusy
+from ._store import StoreBusy, StoreError
 
 if TYPE_CHECKING:
     from ._pool import SessionPool
@@ -85,6 +88,8 @@ class Batcher:
     def __init__(self, pool: SessionPool, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
         self.loop = loop
+        #: The store's way of running batches on this loop, if it has one.
+        self.on_loop = pool.store.loop_batches(loop)
         self._loads: _Queue[LoadItem, Loaded | None] = _Queue()
         self._saves: _Queue[SaveItem, bool] = _Queue()
         self._scheduled = False
@@ -126,8 +131,20 @@ class Batcher:
             saves = _now(pool, store.save_many_now, saves)
             if not (loads.entries or saves.entries):
                 return
-        # In the I/O thread, which may wait; what arrives meanwhile waits too.
         self._busy = True
+        if self.on_loop is not None:
+            # On the loop's own connection; what arrives meanwhile waits.
+            down = pool.down()
+            if down is not None:
+                self._landed(down, down, loads, saves)
+                return
+            self.on_loop.batch(
+                loads.items,
+                saves.items,
+                lambda loaded, saved: self._landed(loaded, saved, loads, saves),
+            )
+            return
+        # In the I/O thread, which may wait; what arrives meanwhile waits too.
         work = pool.io_thread().submit(_execute, pool, loads.items, saves.items)
         work.add_done_callback(
             lambda done: self.loop.call_soon_threadsafe(self._done, done, loads, saves)
@@ -145,6 +162,20 @@ class Batcher:
         _deliver(saves, saved)
         self._flush()  # what gathered meanwhile
 
+    def _landed(
+        self,
+        loaded: list[Any] | BaseException,
+        saved: list[Any] | BaseException,
+        loads: _Queue[LoadItem, Loaded | None],
+        saves: _Queue[SaveItem, bool],
+    ) -> None:
+        self._busy = False
+        pool = self.pool
+        failures: dict[int, BaseException] = {}  # one pool failure per error
+        _deliver(loads, _Outcome.of(pool, loaded, failures))
+        _deliver(saves, _Outcome.of(pool, saved, failures))
+        self._flush()  # what gathered meanwhile
+
 
 class _Outcome:
     """What a batch call returned, or raised."""
@@ -154,6 +185,28 @@ class _Outcome:
     def __init__(self) -> None:
         self.results: list[Any] = []
         self.error: BaseException | None = None
+
+    @classmethod
+    def of(
+        cls,
+        pool: SessionPool,
+        result: list[Any] | BaseException,
+        failures: dict[int, BaseException],
+    ) -> _Outcome:
+        """The outcome of a part of a batch run on the loop (a ``StoreError`` → the 503)."""
+        outcome = cls()
+        if isinstance(result, StoreError):
+            failure = failures.get(id(result))
+            if failure is None:
+                failure = failures[id(result)] = pool.failed(result)
+            outcome.error = failure
+        elif isinstance(result, BaseException):
+            outcome.error = result
+        else:
+            outcome.results = result
+            if result:
+                pool.answered()
+        return outcome
 
 
 def _call(
@@ -228,5 +281,5 @@ class SessionPreparation:
         return self.pool.for_request(request).preload(self.services)
 
     def after(self, request: Request) -> Pending | None:
-        state = getattr(request, "session_state", None)
+        state = request.session_state
         return state.save_batched() if state is not None else None

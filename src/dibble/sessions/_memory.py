@@ -8,6 +8,7 @@ dictionary steps, so it is never held for long.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, integer_value
 
@@ -40,6 +41,9 @@ class MemoryStore(SessionStore):
     """A thread-safe in-memory store; everything is lost when the process ends."""
 
     description = "memory"
+    # Batches (when the pool is told to batch) run on the loop: the lock is
+    # only ever held for a few dictionary steps.
+    in_loop = True
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Session] = {}
@@ -134,6 +138,12 @@ class MemoryStore(SessionStore):
                 if session.expires <= now and not session.records:
                     del self._sessions[sid]
         return taken
+
+    def load_many_now(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+        return [self.load(sid, service, now) for sid, service, now in items]
+
+    def save_many_now(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+        return [self.save(*item) for item in items]
 
     def sessions(self, now: float, limit: int = 1000) -> list[SessionInfo]:
         with self._lock:

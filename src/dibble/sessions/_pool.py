@@ -207,21 +207,39 @@ class SessionPool:
         try:
             result = func(*args)
         except StoreError as exc:
-            if exc.unavailable:
-                if not self._down_until:
-                    error_log.error(
-                        "sessions: %s; answering 503 for %g s before trying again",
-                        exc,
-                        self.retry_after,
-                    )
-                self._down_until = time.monotonic() + self.retry_after
-            else:
-                error_log.error("sessions: %s", exc)
-            raise self._unavailable() from exc
+            raise self.failed(exc) from exc
+        if self._down_until:
+            self.answered()
+        return result
+
+    def down(self) -> HTTPError | None:
+        """The 503 to answer without trying the store, while it is known to be down."""
+        if self._down_until and time.monotonic() < self._down_until:
+            return self._unavailable()
+        return None
+
+    def failed(self, exc: StoreError) -> HTTPError:
+        """Log the store's failure and make the 503 for it; an unavailable store is
+        then not tried for ``retry_after`` seconds."""
+        if exc.unavailable:
+            if not self._down_until:
+                error_log.error(
+                    "sessions: %s; answering 503 for %g s before trying again",
+                    exc,
+                    self.retry_after,
+                )
+            self._down_until = time.monotonic() + self.retry_after
+        else:
+            error_log.error("sessions: %s", exc)
+        error = self._unavailable()
+        error.__cause__ = exc
+        return error
+
+    def answered(self) -> None:
+        """The store answered: it is up (again)."""
         if self._down_until:
             self._down_until = 0.0
             error_log.warning("sessions: the store (%s) answers again", self.store.description)
-        return result
 
     def _unavailable(self) -> HTTPError:
         return HTTPError(
@@ -290,6 +308,18 @@ class SessionPool:
         except StoreError as exc:
             error_log.error("sessions: cleanup failed: %s", exc)
 
+    def release_loops(self) -> None:
+        """Let go of the batchers, and the store's connections, of the loop this runs on
+        and of loops that are not running (a server that stops calls it)."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop in list(self._batchers):
+            if loop is current or not loop.is_running():
+                del self._batchers[loop]
+                self.store.release_loop(loop)
+
     def close(self) -> None:
         """Stop the cleanup timer and close the store."""
         with self._timer_lock:
@@ -332,7 +362,7 @@ class SessionPool:
 
     def for_request(self, request: Request) -> RequestSessions:
         """The request's session state, made on first use."""
-        state: RequestSessions | None = getattr(request, "session_state", None)
+        state: RequestSessions | None = request.session_state
         if state is None:
             state = RequestSessions(self, request)
             request.session_state = state
@@ -821,12 +851,21 @@ def default_pool(server: HTTPServer) -> SessionPool:
 
 def session_for(request: Request, owner: Any) -> Session:
     """The session data of ``owner`` (a plugin or page) for ``request``."""
-    return sessions_of(request).get(service_name(owner), getattr(owner, "session_lifetime", None))
+    state: RequestSessions | None = request.session_state
+    service = service_name(owner)
+    if state is not None:
+        session = state.sessions.get(service)
+        if session is not None:  # loaded already (a prepared route's, say)
+            state.read = True
+            return session
+    else:
+        state = sessions_of(request)
+    return state.get(service, getattr(owner, "session_lifetime", None))
 
 
 def sessions_of(request: Request) -> RequestSessions:
     """The session state of ``request``, from its server's pool."""
-    state: RequestSessions | None = getattr(request, "session_state", None)
+    state: RequestSessions | None = request.session_state
     if state is not None:
         return state
     server = server_of(request)

@@ -24,13 +24,27 @@ hang.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._urls import without_password
-from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, StoreError
+from ._store import (
+    Changes,
+    Expired,
+    Loaded,
+    LoopBatches,
+    Record,
+    SessionInfo,
+    SessionStore,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from ._redisloop import LoopClient, RedisAddress
 
 __all__ = ["RedisStore"]
 
@@ -300,6 +314,7 @@ class RedisStore(SessionStore):
         *,
         prefix: str = "dibble:session:",
         timeout: float = 2.0,
+        on_loop: bool = True,
     ) -> None:
         try:
             import redis
@@ -319,6 +334,13 @@ class RedisStore(SessionStore):
         )
         self.url = url
         self.prefix = prefix
+        self.timeout = timeout
+        #: Whether the pool's batches go out on the event loop's own
+        #: connection (``redis://`` and ``unix://`` with hiredis) rather than
+        #: through redis-py in the pool's I/O thread.
+        self.on_loop = on_loop
+        self._address = _loop_address(url)
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopBatches] = {}
         self.description = f"Redis {without_password(url)}"
         self._client = redis.Redis.from_url(
             url,
@@ -423,6 +445,10 @@ class RedisStore(SessionStore):
                 pool.release(conn)
         raise AssertionError("unreachable")
 
+    def _failed(self, reply: Exception) -> StoreError:
+        """The ``StoreError`` for an error reply."""
+        return StoreError(f"the session store ({self.description}) failed: {reply}")
+
     def _script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """One EVALSHA, packed in C when hiredis is there; loads the script if Redis lost it.
 
@@ -437,19 +463,21 @@ class RedisStore(SessionStore):
             # a script that failed to start did nothing.
             self._client.script_load(script.script)
         if isinstance(reply, Exception):
-            raise StoreError(f"the session store ({self.description}) failed: {reply}")
+            raise self._failed(reply)
         return reply
 
-    def load_many(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+    def _load_keys(self, items: Sequence[tuple[str, str, float]]) -> list[str]:
         keys: list[str] = []
+        prefix = self.prefix
         for sid, service, _ in items:
-            keys += (self._id_key(sid), self._data_key(sid, service))
+            keys += (f"{prefix}i:{sid}", f"{prefix}d:{sid}:{service}")
+        return keys
+
+    def load_many(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
+        keys = self._load_keys(items)
         with self._calling():
             replies = self._script(self._load_many, keys, [])
-        return [
-            _loaded(replies[2 * i], _pairs(replies[2 * i + 1]), now)
-            for i, (_, _, now) in enumerate(items)
-        ]
+        return _loads(items, replies)
 
     def _save_args(
         self, sid: str, service: str, changes: Changes, now: float, expires: float
@@ -463,21 +491,73 @@ class RedisStore(SessionStore):
         args.extend(changes.deleted)
         return keys, args
 
+    def _save_many_args(
+        self, items: Sequence[tuple[str, str, Changes, float, float]]
+    ) -> tuple[list[str], list[Any]] | None:
+        """The keys and arguments of ``_SAVE_MANY`` for ``items``; None if one is too big."""
+        # The arguments of _save_args, built in place (this runs for every request).
+        keys: list[str] = [self._expiry]
+        args: list[Any] = []
+        prefix = self.prefix
+        for sid, service, changes, now, expires in items:
+            values = changes.set
+            deleted = changes.deleted
+            count = 10 + 2 * len(values) + len(deleted)
+            if count > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
+                return None
+            keys += (f"{prefix}i:{sid}", f"{prefix}d:{sid}:{service}")
+            args += (
+                count,
+                repr(now),
+                repr(expires),
+                int((expires + GRACE_SECONDS) * 1000),
+                f"i\x00{sid}",
+                f"d\x00{sid}\x00{service}",
+                service,
+                "1" if changes.cleared else "0",
+                "1" if changes else "0",
+                len(values),
+            )
+            for pair in values.items():
+                args += pair
+            args.append(len(deleted))
+            args += deleted
+        return keys, args
+
     def save_many(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
         # One script for the batch: each save in it is applied on its own
         # terms (the merge rule), and the batch is atomic besides.
-        keys: list[str] = [self._expiry]
-        args: list[Any] = []
-        for item in items:
-            item_keys, item_args = self._save_args(*item)
-            if len(item_args) > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
-                return [self.save(*item) for item in items]
-            keys += item_keys[:2]
-            args.append(len(item_args))
-            args += item_args
+        batch = self._save_many_args(items)
+        if batch is None:
+            return [self.save(*item) for item in items]
         with self._calling():
-            replies = self._script(self._save_many, keys, args)
+            replies = self._script(self._save_many, *batch)
         return [reply == 1 for reply in replies]
+
+    # --- batches on the event loop ----------------------------------------------------
+
+    def loop_batches(self, loop: asyncio.AbstractEventLoop) -> LoopBatches | None:
+        """Batches sent on ``loop``'s own connection (see _redisloop.py); None without hiredis
+        or for ``rediss://`` (those go through redis-py in the pool's I/O thread)."""
+        if not self.on_loop or _PACK_COMMAND is None or self._address is None:
+            return None
+        batches = self._loops.get(loop)
+        if batches is None:
+            from ._redisloop import LoopClient
+
+            if len(self._loops) > 16:  # loops that closed
+                self._loops = {k: v for k, v in self._loops.items() if not k.is_closed()}
+            client = LoopClient(
+                self._address, loop, timeout=self.timeout, description=self.description
+            )
+            batches = self._loops[loop] = _LoopBatches(self, client)
+        return batches
+
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close ``loop``'s connection (call on that loop, before it stops)."""
+        batches = self._loops.pop(loop, None)
+        if batches is not None and not loop.is_closed():
+            batches.client.close()
 
     def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
         keys, args = self._save_args(sid, service, changes, now, expires)
@@ -564,7 +644,106 @@ class RedisStore(SessionStore):
                 self._client.delete(key)
 
     def close(self) -> None:
+        for loop, batches in list(self._loops.items()):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(batches.client.close)
+        self._loops = {}
         self._client.close()
+
+
+class _LoopBatches:
+    """A store's batches on one loop: ``_LOAD_MANY`` and ``_SAVE_MANY`` by ``EVALSHA``.
+
+    A Redis that lost its scripts (a restart, ``SCRIPT FLUSH``) answers
+    ``NOSCRIPT`` and did nothing: those commands go again as ``EVAL`` with
+    the script's text, which Redis keeps for the next ``EVALSHA``.
+    """
+
+    def __init__(self, store: RedisStore, client: LoopClient) -> None:
+        self.store = store
+        self.client = client
+
+    def batch(
+        self,
+        loads: Sequence[tuple[str, str, float]],
+        saves: Sequence[tuple[str, str, Changes, float, float]],
+        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
+    ) -> None:
+        """Run ``loads`` and ``saves``; ``done(loaded, saved)`` gets each part's results
+        (or the ``StoreError`` it failed with), on the loop."""
+        store = self.store
+        commands: list[tuple[Any, ...]] = []
+        if loads:
+            keys = store._load_keys(loads)
+            commands.append(("EVALSHA", _SHA[_LOAD_MANY], len(keys), *keys))
+        saving: Any = None
+        if saves:
+            saving = store._save_many_args(saves)
+            if saving is None:  # too big for one script: a script call each
+                for item in saves:
+                    keys, args = store._save_args(*item)
+                    commands.append(("EVALSHA", _SHA[_SAVE], len(keys), *keys, *args))
+            else:
+                keys, args = saving
+                commands.append(("EVALSHA", _SHA[_SAVE_MANY], len(keys), *keys, *args))
+
+        def replied(replies: list[Any] | StoreError) -> None:
+            if isinstance(replies, StoreError):
+                done(replies if loads else [], replies if saves else [])
+                return
+            lost = [i for i, reply in enumerate(replies) if _no_script(reply)]
+            if lost:
+                self._again(commands, replies, lost, replied)
+                return
+            loaded: list[Any] | BaseException = []
+            if loads:
+                reply = replies[0]
+                failed = isinstance(reply, Exception)
+                loaded = store._failed(reply) if failed else _loads_text(loads, reply)
+            saved: list[Any] | BaseException = []
+            if saves:
+                # One _SAVE_MANY reply (a list), or one reply per _SAVE.
+                rest = replies[1:] if loads else replies
+                if saving is not None and not isinstance(rest[0], Exception):
+                    rest = rest[0]
+                error = next((r for r in rest if isinstance(r, Exception)), None)
+                saved = store._failed(error) if error is not None else [r == 1 for r in rest]
+            done(loaded, saved)
+
+        self.client.call(commands, replied)
+
+    def _again(
+        self,
+        commands: list[tuple[Any, ...]],
+        replies: list[Any],
+        lost: list[int],
+        replied: Callable[[list[Any] | StoreError], None],
+    ) -> None:
+        """Send the commands at ``lost`` again with their scripts' text, then go on."""
+        again = [("EVAL", _SCRIPTS[commands[i][1]], *commands[i][2:]) for i in lost]
+
+        def answered(more: list[Any] | StoreError) -> None:
+            if isinstance(more, StoreError):
+                replied(more)
+                return
+            for i, reply in zip(lost, more, strict=True):
+                replies[i] = reply
+            replied(replies)
+
+        self.client.call(again, answered)
+
+
+def _no_script(reply: Any) -> bool:
+    return isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT")
+
+
+#: The loop's scripts by their SHA1, and the SHA1s by script.
+_SHA: Final = {
+    # Redis names scripts by SHA1; nothing here depends on its strength.
+    script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    for script in (_LOAD_MANY, _SAVE_MANY, _SAVE)
+}
+_SCRIPTS: Final = {sha: script for script, sha in _SHA.items()}
 
 
 def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
@@ -586,6 +765,21 @@ def _hiredis_packer() -> Callable[[tuple[Any, ...]], bytes] | None:
 _PACK_COMMAND: Final = _hiredis_packer()
 
 
+def _loop_address(url: str) -> RedisAddress | None:
+    """Where the loop's connections go: None for ``rediss://`` (TLS goes through
+    redis-py) or without hiredis."""
+    if _PACK_COMMAND is None:
+        return None
+    from redis.connection import SSLConnection, parse_url
+
+    from ._redisloop import RedisAddress
+
+    parsed: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    if parsed.get("connection_class") is SSLConnection:
+        return None
+    return RedisAddress(parsed)
+
+
 def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:
     if id_expires_raw is None or float(id_expires_raw) <= now:
         return None
@@ -605,6 +799,44 @@ def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float
         else:
             values[name.decode("utf-8")] = value.decode("utf-8")
     return Loaded(id_expires, Record(values, started, modified, expires))
+
+
+def _loads(items: Sequence[tuple[str, str, float]], replies: list[Any]) -> list[Loaded | None]:
+    """``_LOAD_MANY``'s reply as the loads of ``items``."""
+    return [
+        _loaded(replies[2 * i], _pairs(replies[2 * i + 1]), now)
+        for i, (_, _, now) in enumerate(items)
+    ]
+
+
+def _loads_text(
+    items: Sequence[tuple[str, str, float]], replies: list[Any]
+) -> list[Loaded | None]:
+    """``_loads`` for replies decoded already (the loop's connection reads text)."""
+    loaded: list[Loaded | None] = []
+    append = loaded.append
+    new = tuple.__new__  # the named tuples' own constructors are Python functions
+    for i, (_, _, now) in enumerate(items):
+        id_expires = replies[2 * i]
+        if id_expires is None or float(id_expires) <= now:
+            append(None)
+            continue
+        flat = replies[2 * i + 1]
+        if not flat:
+            append(new(Loaded, (float(id_expires), None)))
+            continue
+        fields = iter(flat)
+        values = dict(zip(fields, fields, strict=False))  # name, value, name, ...
+        pop = values.pop
+        record = (
+            values,
+            float(pop("\x00started", 0)),
+            float(pop("\x00modified", 0)),
+            float(pop("\x00expires", 0)),
+        )
+        pop("\x00indexed", None)
+        append(new(Loaded, (float(id_expires), new(Record, record))))
+    return loaded
 
 
 def _pairs(reply: Any) -> dict[bytes, bytes]:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ._store import Changes, Record
+from ._store import NO_CHANGES, Changes, Record
 
 if TYPE_CHECKING:
     from ._pool import RequestSessions
@@ -66,6 +66,9 @@ def encode_value(key: str, value: Any) -> str:
 
 
 _MISSING: Final = object()
+#: Values that may change in place after they were set (checked at save time).
+_CONTAINERS: Final = (list, dict)
+_NOTHING: Final[frozenset[str]] = frozenset()
 
 
 class Session(MutableMapping[str, Any]):
@@ -103,17 +106,20 @@ class Session(MutableMapping[str, Any]):
         self._state = state
         self.service = service
         self.lifetime = lifetime
-        self._raw: dict[str, str] = dict(record.values) if record is not None else {}
-        raw = self._raw
-        self._loaded_size = sum(map(len, raw)) + sum(map(len, raw.values())) if raw else 0
+        if record is not None:
+            self._raw: dict[str, str] = dict(record.values)
+            self.date_started: float | None = record.started
+            self.date_modified: float | None = record.modified
+            self.expires: float | None = record.expires
+        else:
+            self._raw = {}
+            self.date_started = self.date_modified = self.expires = None
+        self._loaded_size = -1  # computed when first needed
         self._values: dict[str, Any] = {}
         self._encoded: dict[str, str] = {}
         self._set: set[str] = set()
         self._deleted: set[str] = set()
         self._cleared = False
-        self.date_started = record.started if record is not None else None
-        self.date_modified = record.modified if record is not None else None
-        self.expires = record.expires if record is not None else None
         #: True when the stored expiry should be pushed forward even if
         #: nothing changed (sliding expiry, refreshed now and then).
         self.stale = False
@@ -233,20 +239,22 @@ class Session(MutableMapping[str, Any]):
 
     def changes(self) -> Changes:
         """What this request changed, with in-place changes to read values found."""
-        updates = {key: self._final(key) for key in self._set}
+        updates: dict[str, str] = {}
+        changed = self._set
+        encoded = self._encoded
         for key, value in self._values.items():
-            if key not in self._set and isinstance(value, list | dict):
-                encoded = encode_value(key, value)
-                if encoded != self._raw.get(key):
-                    updates[key] = encoded
-        return Changes(updates, frozenset(self._deleted), self._cleared)
-
-    def _final(self, key: str) -> str:
-        value = self._values[key]
-        if isinstance(value, list | dict):
-            # It may have changed in place since it was set.
-            return encode_value(key, value)
-        return self._encoded[key]
+            if isinstance(value, _CONTAINERS):
+                # It may have changed in place since it was set or read.
+                text = encode_value(key, value)
+                if key in changed or text != self._raw.get(key):
+                    updates[key] = text
+            elif key in changed:
+                updates[key] = encoded[key]
+        deleted = self._deleted
+        if not deleted and not self._cleared:
+            # (tuple.__new__: the named tuple's own constructor is a Python function)
+            return tuple.__new__(Changes, (updates, _NOTHING, False)) if updates else NO_CHANGES
+        return Changes(updates, frozenset(deleted), self._cleared)
 
     def everything(self) -> Changes:
         """All the data as one clear-and-set, for saving under a fresh id."""
@@ -264,8 +272,11 @@ class Session(MutableMapping[str, Any]):
 
     def size_bound(self, changes: Changes) -> int:
         """At least ``size_after(changes)``, and much cheaper (for the common check)."""
-        added = sum(map(len, changes.set)) + sum(map(len, changes.set.values()))
-        return self._loaded_size + added
+        loaded = self._loaded_size
+        if loaded < 0:
+            raw = self._raw
+            loaded = self._loaded_size = sum(map(len, raw)) + sum(map(len, raw.values()))
+        return loaded + sum(map(len, changes.set)) + sum(map(len, changes.set.values()))
 
     def saved(self, changes: Changes, now: float, expires: float) -> None:
         """Record that ``changes`` were stored."""
@@ -274,8 +285,9 @@ class Session(MutableMapping[str, Any]):
         if changes:
             self.date_modified = now
         self.expires = expires
-        for key, value in changes.set.items():
-            self._raw[key] = value
+        if changes.set:
+            self._raw.update(changes.set)
+            self._loaded_size = -1
         self._set.clear()
         self._deleted.clear()
         self._cleared = False

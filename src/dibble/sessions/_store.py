@@ -32,16 +32,18 @@ failure of the storage itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 __all__ = [
     "Changes",
     "Expired",
     "Loaded",
+    "LoopBatches",
     "Record",
     "SessionInfo",
     "SessionStore",
@@ -128,6 +130,19 @@ class SessionInfo:
     started: float
     expires: float
     services: tuple[str, ...]
+
+
+class LoopBatches(Protocol):
+    """Runs a batch's loads and saves on the event loop, without blocking it."""
+
+    def batch(
+        self,
+        loads: Sequence[tuple[str, str, float]],
+        saves: Sequence[tuple[str, str, Changes, float, float]],
+        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
+    ) -> None:
+        """Start them; ``done(loaded, saved)`` is called on the loop with each part's
+        results (as ``load_many``/``save_many`` return them) or its ``StoreError``."""
 
 
 class SessionStore(ABC):
@@ -220,6 +235,14 @@ class SessionStore(ABC):
     def save_many_now(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
         """``save_many`` without waiting for locks: ``StoreBusy`` (nothing stored) if it would."""
         raise StoreBusy(f"{self.description} does not answer on the event loop")
+
+    def loop_batches(self, loop: asyncio.AbstractEventLoop) -> LoopBatches | None:
+        """What runs the pool's batches on ``loop`` itself, without blocking it (Redis's
+        own connection there); None: they go to the I/O thread (or run ``*_now``)."""
+        return None
+
+    def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027
+        """Let go of what ``loop_batches`` made for ``loop`` (on it, before it stops)."""
 
     def close(self) -> None:  # noqa: B027 - stores without connections need nothing
         """Release connections; the store is not used afterwards."""

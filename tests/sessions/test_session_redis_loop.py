@@ -1,0 +1,316 @@
+"""Redis batches on the event loop's own connection (dibble.sessions._redisloop).
+
+Prepared routes (a route's second request on) load and save their sessions
+in batches; with Redis those go out on a non-blocking connection of the
+loop.  These tests drive that connection through its failures: a Redis
+that hangs, restarts, loses its scripts, wants a password, was never there,
+or answers nonsense; and the ``LoopClient`` itself against a fake server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import hiredis
+import pytest
+
+import dibble
+from dibble.app import PREPARED
+from dibble.sessions import RedisStore, SessionPool, StoreError
+from dibble.sessions._redisloop import LoopClient, RedisAddress
+from dibble.testing import TestClient
+
+RedisProcess = Any  # tests/conftest.py's: .url, .port, .process, .stop()
+
+
+class Counter(dibble.Plugin):
+    def onCount(self) -> str:
+        count = self.session.get("count", 0) + 1
+        self.session["count"] = count
+        return str(count)
+
+
+@pytest.fixture
+def counting() -> Iterator[Callable[[RedisStore], TestClient]]:
+    """A TestClient over ``Counter`` for a store (with a short ``retry_after``)."""
+    made: list[TestClient] = []
+
+    def make(store: RedisStore) -> TestClient:
+        pool = SessionPool(store, cleanup_interval=None, retry_after=0.3)
+        server = dibble.HTTPServer(
+            ("127.0.0.1", 0), dibble.Context(), sessions=pool, test_mode=True, access_log=False
+        )
+        server.register(Counter())
+        client = TestClient(server, cookies=True)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def counts(client: TestClient, times: int) -> list[str]:
+    return [client.get("/count").text for _ in range(times)]
+
+
+def assert_unavailable(response: Any) -> None:
+    assert response.status == 503, response.text
+    assert "session store is not available" in response.text
+
+
+def test_prepared_routes_batch_on_the_loop_not_in_a_thread(
+    redis_url: str, counting: Callable[[RedisStore], TestClient]
+) -> None:
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    client = counting(store)
+    assert counts(client, 4) == ["1", "2", "3", "4"]
+    assert client.server.router.cache[b"/count"].mode == PREPARED
+    pool = client.server.sessions
+    assert pool is not None
+    assert pool._io is None  # no I/O thread was started
+    assert list(store._loops) == [client.loop]
+    client.close()
+    assert store._loops == {}  # the server let go of its loop's connection
+    store.close()
+
+
+def test_without_on_loop_batches_go_through_the_io_thread(
+    redis_url: str, counting: Callable[[RedisStore], TestClient]
+) -> None:
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:", on_loop=False)
+    client = counting(store)
+    assert counts(client, 4) == ["1", "2", "3", "4"]
+    assert client.server.sessions is not None
+    assert client.server.sessions._io is not None
+    assert store._loops == {}
+    store.close()
+
+
+def test_a_hung_redis_fails_the_batch_in_time_and_the_connection_is_made_again(
+    redis_process: Callable[..., RedisProcess],
+    counting: Callable[[RedisStore], TestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_process()
+    store = RedisStore(server.url, timeout=0.3)
+    client = counting(store)
+    assert counts(client, 3) == ["1", "2", "3"]
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, "dibble.error"):
+            assert_unavailable(client.get("/count"))
+        assert 0.25 < time.monotonic() - started < 2
+        assert "did not answer within 0.3 s" in caplog.text
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    time.sleep(0.35)  # retry_after
+    # The late replies went with the dropped connection; a new one answers.
+    assert counts(client, 2) == ["4", "5"]
+    store.close()
+
+
+def test_a_restarted_redis_is_reconnected_and_its_lost_scripts_loaded_again(
+    redis_process: Callable[..., RedisProcess],
+    counting: Callable[[RedisStore], TestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_process()
+    store = RedisStore(server.url, timeout=1.0)
+    client = counting(store)
+    assert counts(client, 3) == ["1", "2", "3"]
+    server.stop()
+    with caplog.at_level(logging.ERROR, "dibble.error"):
+        assert_unavailable(client.get("/count"))
+    assert "session store" in caplog.text
+    again = redis_process(port=server.port)  # empty: no sessions, no scripts
+    time.sleep(0.35)
+    # The old session is gone with the old Redis: a new one starts.
+    assert client.get("/count").text == "1"
+    assert counts(client, 2) == ["2", "3"]
+    again.stop()
+    store.close()
+
+
+def test_scripts_flushed_under_a_live_connection_are_sent_again(
+    redis_url: str, counting: Callable[[RedisStore], TestClient]
+) -> None:
+    import redis
+
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    client = counting(store)
+    assert counts(client, 3) == ["1", "2", "3"]
+    redis.Redis.from_url(redis_url).script_flush()
+    assert counts(client, 3) == ["4", "5", "6"]
+    store.close()
+
+
+def test_a_password_and_a_database_number_in_the_url(
+    redis_process: Callable[..., RedisProcess],
+    counting: Callable[[RedisStore], TestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis
+
+    server = redis_process("--requirepass", "s3cret")
+    url = f"redis://:s3cret@127.0.0.1:{server.port}/3"
+    store = RedisStore(url)
+    client = counting(store)
+    assert counts(client, 3) == ["1", "2", "3"]
+    direct = redis.Redis.from_url(url)
+    assert direct.keys("dibble:session:*")  # in database 3
+    assert not redis.Redis.from_url(f"redis://:s3cret@127.0.0.1:{server.port}/0").keys("*")
+    direct.close()
+    store.close()
+
+    wrong = RedisStore(f"redis://:wrong@127.0.0.1:{server.port}/3")
+    with caplog.at_level(logging.ERROR, "dibble.error"):
+        # The first request goes the plain way (redis-py) and fails there.
+        assert_unavailable(counting(wrong).get("/count"))
+    assert "session store" in caplog.text
+    wrong.close()
+
+
+def test_redis_not_there_at_all_gives_503(
+    counting: Callable[[RedisStore], TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    with caplog.at_level(logging.ERROR, "dibble.error"):
+        assert_unavailable(counting(store).get("/count"))
+    assert "cannot be reached" in caplog.text
+    store.close()
+
+
+# --- the LoopClient on its own, against a fake Redis ----------------------------------
+
+
+class FakeRedis(asyncio.Protocol):
+    """Answers each command it reads with what ``answer`` says (None: stay silent)."""
+
+    answer: Callable[[list[Any]], bytes | None] = staticmethod(lambda command: b"+OK\r\n")
+    seen: list[list[Any]]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (command := self.reader.gets()) is not False:
+            self.seen.append(command)
+            reply = self.answer(command)
+            if reply is not None:
+                self.transport.write(reply)  # type: ignore[attr-defined]
+
+
+def run_fake(
+    answer: Callable[[list[Any]], bytes | None],
+    scenario: Callable[[LoopClient, list[list[Any]]], Any],
+    *,
+    password: str | None = None,
+    db: int = 0,
+) -> Any:
+    """Run ``scenario(client, seen)`` (a coroutine) against a fake Redis on loopback."""
+    seen: list[list[Any]] = []
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> FakeRedis:
+            fake = FakeRedis()
+            fake.answer = answer
+            fake.seen = seen
+            return fake
+
+        server = await loop.create_server(protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        address = RedisAddress({"host": "127.0.0.1", "port": port, "db": db, "password": password})
+        client = LoopClient(address, loop, timeout=0.3, description="fake Redis")
+        try:
+            return await scenario(client, seen)
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
+
+
+def calling(client: LoopClient, commands: list[tuple[Any, ...]]) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    client.call(commands, future.set_result)
+    return future
+
+
+def test_replies_go_to_their_calls_in_order_and_login_comes_first() -> None:
+    def answer(command: list[Any]) -> bytes:
+        return b"+" + b" ".join(command) + b"\r\n"
+
+    async def scenario(client: LoopClient, seen: list[list[Any]]) -> None:
+        first = calling(client, [("ECHO", "a"), ("ECHO", "b")])
+        second = calling(client, [("ECHO", "c")])
+        assert await first == ["ECHO a", "ECHO b"]
+        assert await second == ["ECHO c"]
+        assert seen[:2] == [[b"AUTH", b"pw"], [b"SELECT", b"2"]]
+
+    run_fake(answer, scenario, password="pw", db=2)
+
+
+def test_a_silent_server_fails_every_waiting_call_after_the_timeout() -> None:
+    async def scenario(client: LoopClient, seen: list[list[Any]]) -> None:
+        started = time.monotonic()
+        first = calling(client, [("GET", "a")])
+        second = calling(client, [("GET", "b")])
+        for future in (first, second):
+            error = await future
+            assert isinstance(error, StoreError) and error.unavailable
+            assert "did not answer within 0.3 s" in str(error)
+        assert time.monotonic() - started < 1.5
+
+    run_fake(lambda command: None, scenario)
+
+
+def test_nonsense_from_the_server_fails_the_call_and_drops_the_connection() -> None:
+    answers = iter([b"!!! not RESP\r\n", b"+OK\r\n"])
+
+    async def scenario(client: LoopClient, seen: list[list[Any]]) -> None:
+        error = await calling(client, [("GET", "a")])
+        assert isinstance(error, StoreError) and "not RESP" in str(error)
+        assert await calling(client, [("GET", "b")]) == ["OK"]  # a new connection
+
+    run_fake(lambda command: next(answers), scenario)
+
+
+def test_error_replies_come_back_in_their_place() -> None:
+    def answer(command: list[Any]) -> bytes:
+        return b"-ERR no\r\n" if command[0] == b"BAD" else b":1\r\n"
+
+    async def scenario(client: LoopClient, seen: list[list[Any]]) -> None:
+        replies = await calling(client, [("GOOD",), ("BAD",), ("GOOD",)])
+        assert replies[0] == 1 and replies[2] == 1
+        assert isinstance(replies[1], hiredis.ReplyError)
+
+    run_fake(answer, scenario)
+
+
+def test_a_closed_client_fails_calls_at_once() -> None:
+    async def scenario(client: LoopClient, seen: list[list[Any]]) -> None:
+        assert await calling(client, [("PING",)]) == ["OK"]
+        client.close()
+        error = await calling(client, [("PING",)])
+        assert isinstance(error, StoreError) and "closed" in str(error)
+
+    run_fake(lambda command: b"+OK\r\n", scenario)
