@@ -25,7 +25,10 @@ class _Record:
         self.expires = expires
 
     def frozen(self) -> Record:
-        return Record(dict(self.values), self.started, self.modified, self.expires)
+        # tuple.__new__: the named tuple's own constructor is a Python function.
+        return tuple.__new__(
+            Record, (dict(self.values), self.started, self.modified, self.expires)
+        )
 
 
 class _Session:
@@ -63,7 +66,8 @@ class MemoryStore(SessionStore):
             if session is None:
                 return None
             record = session.records.get(service)
-            return Loaded(session.expires, record.frozen() if record is not None else None)
+            frozen = record.frozen() if record is not None else None
+            return tuple.__new__(Loaded, (session.expires, frozen))
 
     def _record(self, session: _Session, service: str, now: float, expires: float) -> _Record:
         record = session.records.get(service)

@@ -685,6 +685,16 @@ class RequestSessions:
             return None
         sid = self.sid
         assert sid is not None
+        if len(work) == 1:  # the common case: one service
+            session, changes = work[0]
+            expires = self._expires(session, now)
+
+            def saved_one(results: list[bool]) -> None:
+                self._stored(session, changes, results[0], now, expires)
+
+            return pool.batcher(self.request).save(
+                [(sid, session.service, changes, now, expires)], saved_one
+            )
         items = [
             (sid, session.service, changes, now, self._expires(session, now))
             for session, changes in work
@@ -760,23 +770,27 @@ def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:
 def _cookie_value(request: Request, name: str) -> str | None:
     """The value of cookie ``name`` (the first one, as browsers send the most specific
     first); the request's other cookies are not parsed."""
-    pattern = _cookie_patterns.get(name)
-    if pattern is None:
-        pattern = _cookie_patterns[name] = re.compile(
-            rb"(?:^|;)[ \t]*" + re.escape(name.encode("ascii")) + rb"=([^;]*)"
-        )
+    key = _cookie_keys.get(name)
+    if key is None:
+        key = _cookie_keys[name] = name.encode("ascii") + b"="
     for field, value in request.raw_headers:
-        if field == b"cookie":
-            match = pattern.search(value)
-            if match is not None:
-                text = match[1].strip(b" \t")
+        if field != b"cookie":
+            continue
+        at = value.find(key)
+        while at >= 0:
+            # A whole name: at the start, or after ";" and blanks (not "xdibble_session=").
+            before = value[:at].rstrip(b" \t")
+            if not before or before[-1:] == b";":
+                end = value.find(b";", at)
+                text = value[at + len(key) : end if end >= 0 else len(value)].strip(b" \t")
                 if len(text) >= 2 and text[:1] == b'"' == text[-1:]:
                     text = text[1:-1]
                 return text.decode("latin-1")
+            at = value.find(key, at + 1)
     return None
 
 
-_cookie_patterns: dict[str, re.Pattern[bytes]] = {}
+_cookie_keys: dict[str, bytes] = {}
 
 _default_lock: Final = threading.Lock()
 

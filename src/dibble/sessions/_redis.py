@@ -816,14 +816,17 @@ def _loads_text(
     loaded: list[Loaded | None] = []
     append = loaded.append
     new = tuple.__new__  # the named tuples' own constructors are Python functions
-    for i, (_, _, now) in enumerate(items):
-        id_expires = replies[2 * i]
-        if id_expires is None or float(id_expires) <= now:
+    pairs = iter(replies)  # the id's expiry, the record's fields; for each item
+    for (_, _, now), id_text, flat in zip(items, pairs, pairs, strict=False):
+        if id_text is None:
             append(None)
             continue
-        flat = replies[2 * i + 1]
+        id_expires = float(id_text)
+        if id_expires <= now:
+            append(None)
+            continue
         if not flat:
-            append(new(Loaded, (float(id_expires), None)))
+            append(new(Loaded, (id_expires, None)))
             continue
         fields = iter(flat)
         values = dict(zip(fields, fields, strict=False))  # name, value, name, ...
@@ -835,7 +838,7 @@ def _loads_text(
             float(pop("\x00expires", 0)),
         )
         pop("\x00indexed", None)
-        append(new(Loaded, (float(id_expires), new(Record, record))))
+        append(new(Loaded, (id_expires, new(Record, record))))
     return loaded
 
 
