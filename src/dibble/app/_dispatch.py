@@ -298,6 +298,15 @@ class Dispatcher:
             self._fail(request, exc)
         if request.form is not None:
             request.form.close()  # the request's temporary upload files go now
+        if request.writer is not None and not hasattr(type(result), "__dibble_send__"):
+            # The response is complete (a file may still be on its way: not
+            # then).  The writer and the sessions refer back to the request;
+            # letting go of them here frees it at once, not in the cyclic
+            # garbage collector's next round.
+            state = request.session_state
+            if state is not None:
+                state.finished()
+            request.writer = None
 
     def _render(self, request: Request, result: Any) -> None:
         conn = request.conn

@@ -75,12 +75,6 @@ class _Queue(Generic[A, T]):
         self.items: list[A] = []
         self.entries: list[tuple[int, Apply[T], Pending]] = []  # (how many items, ...)
 
-    def add(self, items: Sequence[A], apply: Apply[T]) -> Pending:
-        pending = Pending()
-        self.items.extend(items)
-        self.entries.append((len(items), apply, pending))
-        return pending
-
 
 class Batcher:
     """Store operations requested during one loop turn, done in one call each."""
@@ -101,22 +95,22 @@ class Batcher:
         ``apply`` gets the results; the ``Pending`` finishes after it (or
         fails with the store's error, or with what ``apply`` raised).
         """
-        pending = self._loads.add(items, apply)
-        self._schedule()
-        return pending
+        return self._enqueue(self._loads, items, apply)
 
     def save(self, items: Sequence[SaveItem], apply: Apply[bool]) -> Pending:
         """Save ``items`` (``(sid, service, changes, now, expires)``) in this turn's batch."""
-        pending = self._saves.add(items, apply)
-        self._schedule()
-        return pending
+        return self._enqueue(self._saves, items, apply)
 
-    def _schedule(self) -> None:
+    def _enqueue(self, queue: _Queue[A, T], items: Sequence[A], apply: Apply[T]) -> Pending:
+        pending = Pending()
+        queue.items += items
+        queue.entries.append((len(items), apply, pending))
         if not self._scheduled and not self._busy:
             self._scheduled = True
             # After every callback already queued: the other requests of
             # this turn get to add their operations first.
             self.loop.call_soon(self._flush)
+        return pending
 
     def _flush(self) -> None:
         self._scheduled = False

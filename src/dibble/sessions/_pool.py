@@ -446,6 +446,17 @@ class RequestSessions:
         #: What ``dibble.auth`` found out about the user, for this request.
         self.auth_cache: object = None
 
+    def finished(self) -> None:
+        """The response is complete: drop this state's links to its sessions and the
+        request's to it (reference cycles), so all of it is freed at once.
+
+        The sessions stay usable for reading; changing them raises, as after
+        the head went out.
+        """
+        self.closed = True
+        self.sessions = {}
+        self.request.session_state = None
+
     def check_open(self) -> None:
         if self.closed:
             raise RuntimeError(
@@ -456,11 +467,10 @@ class RequestSessions:
     def _cookie_id(self) -> str | None:
         """The id in the request's cookie, if it is shaped like one of ours."""
         request = self.request
-        name, _ = self.pool.cookie_for(request)
-        value = _cookie_value(request, name)
+        value = _cookie_value(request, self.pool.cookie_for(request)[0])
         if value is None:
             return None
-        if not valid_session_id(value):
+        if _ID.fullmatch(value) is None:
             self.rejected = "the session cookie is malformed"
             return None
         return value
@@ -866,7 +876,7 @@ def default_pool(server: HTTPServer) -> SessionPool:
 def session_for(request: Request, owner: Any) -> Session:
     """The session data of ``owner`` (a plugin or page) for ``request``."""
     state: RequestSessions | None = request.session_state
-    service = service_name(owner)
+    service = getattr(owner, "session_service", None) or service_name(owner)
     if state is not None:
         session = state.sessions.get(service)
         if session is not None:  # loaded already (a prepared route's, say)

@@ -388,8 +388,8 @@ class RedisStore(SessionStore):
     ) -> tuple[list[str], list[Any]]:
         keys = [self._id_key(sid), self._data_key(sid, service), self._expiry]
         args: list[Any] = [
-            repr(now),
-            repr(expires),
+            _seconds(now),
+            _seconds(expires),
             int((expires + GRACE_SECONDS) * 1000),
             f"i\x00{sid}",
             f"d\x00{sid}\x00{service}",
@@ -405,7 +405,7 @@ class RedisStore(SessionStore):
         with self._calling():
             pipe = self._client.pipeline(transaction=True)
             pipe.delete(key)
-            pipe.hset(key, mapping={"started": repr(now), "expires": repr(expires)})
+            pipe.hset(key, mapping={"started": _seconds(now), "expires": _seconds(expires)})
             pipe.pexpireat(key, int((expires + GRACE_SECONDS) * 1000))
             pipe.zadd(self._expiry, {f"i\x00{sid}": expires})
             pipe.execute()
@@ -508,8 +508,8 @@ class RedisStore(SessionStore):
             keys += (f"{prefix}i:{sid}", f"{prefix}d:{sid}:{service}")
             args += (
                 count,
-                repr(now),
-                repr(expires),
+                _seconds(now),
+                _seconds(expires),
                 int((expires + GRACE_SECONDS) * 1000),
                 f"i\x00{sid}",
                 f"d\x00{sid}\x00{service}",
@@ -585,7 +585,7 @@ class RedisStore(SessionStore):
 
     def rename(self, old: str, new: str, now: float) -> bool:
         keys = [self._id_key(old), self._id_key(new), self._expiry]
-        args = [repr(now), self.prefix, old, new]
+        args = [_seconds(now), self.prefix, old, new]
         return bool(self._call(lambda: self._rename(keys=keys, args=args)) == 1)
 
     def delete(self, sid: str) -> None:
@@ -604,13 +604,13 @@ class RedisStore(SessionStore):
         return taken
 
     def take(self, sid: str, service: str, now: float) -> Expired | None:
-        args: list[Any] = [repr(now), 1, self.prefix, sid, service]
+        args: list[Any] = [_seconds(now), 1, self.prefix, sid, service]
         rows = self._call(lambda: self._take(keys=[self._expiry], args=args))
         taken = self._taken(rows)
         return taken[0] if taken else None
 
     def take_expired(self, now: float, limit: int = 1000) -> list[Expired]:
-        args: list[Any] = [repr(now), limit, self.prefix]
+        args: list[Any] = [_seconds(now), limit, self.prefix]
         return self._taken(self._call(lambda: self._take(keys=[self._expiry], args=args)))
 
     def sessions(self, now: float, limit: int = 1000) -> list[SessionInfo]:
@@ -652,12 +652,7 @@ class RedisStore(SessionStore):
 
 
 class _LoopBatches:
-    """A store's batches on one loop: ``_LOAD_MANY`` and ``_SAVE_MANY`` by ``EVALSHA``.
-
-    A Redis that lost its scripts (a restart, ``SCRIPT FLUSH``) answers
-    ``NOSCRIPT`` and did nothing: those commands go again as ``EVAL`` with
-    the script's text, which Redis keeps for the next ``EVALSHA``.
-    """
+    """A store's batches on one loop: ``_LOAD_MANY`` and ``_SAVE_MANY`` by ``EVALSHA``."""
 
     def __init__(self, store: RedisStore, client: LoopClient) -> None:
         self.store = store
@@ -671,66 +666,91 @@ class _LoopBatches:
     ) -> None:
         """Run ``loads`` and ``saves``; ``done(loaded, saved)`` gets each part's results
         (or the ``StoreError`` it failed with), on the loop."""
-        store = self.store
+        _Batch(self, loads, saves, done).send()
+
+
+class _Batch:
+    """One batch on the loop's connection, from its commands to its results.
+
+    A Redis that lost its scripts (a restart, ``SCRIPT FLUSH``) answers
+    ``NOSCRIPT`` and did nothing: those commands go again as ``EVAL`` with
+    the script's text, which Redis keeps for the next ``EVALSHA``.  (A
+    class, not closures: a closure that passes itself on is a reference
+    cycle, and would keep each batch's requests for the garbage collector.)
+    """
+
+    __slots__ = ("batches", "commands", "done", "loads", "replies", "saves", "saving")
+
+    def __init__(
+        self,
+        batches: _LoopBatches,
+        loads: Sequence[tuple[str, str, float]],
+        saves: Sequence[tuple[str, str, Changes, float, float]],
+        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
+    ) -> None:
+        self.batches = batches
+        self.loads = loads
+        self.saves = saves
+        self.done = done
+        self.replies: list[Any] = []
+        store = batches.store
         commands: list[tuple[Any, ...]] = []
         if loads:
             keys = store._load_keys(loads)
             commands.append(("EVALSHA", _SHA[_LOAD_MANY], len(keys), *keys))
-        saving: Any = None
+        self.saving: tuple[list[str], list[Any]] | None = None
         if saves:
-            saving = store._save_many_args(saves)
-            if saving is None:  # too big for one script: a script call each
+            self.saving = store._save_many_args(saves)
+            if self.saving is None:  # too big for one script: a script call each
                 for item in saves:
                     keys, args = store._save_args(*item)
                     commands.append(("EVALSHA", _SHA[_SAVE], len(keys), *keys, *args))
             else:
-                keys, args = saving
+                keys, args = self.saving
                 commands.append(("EVALSHA", _SHA[_SAVE_MANY], len(keys), *keys, *args))
+        self.commands = commands
 
-        def replied(replies: list[Any] | StoreError) -> None:
-            if isinstance(replies, StoreError):
-                done(replies if loads else [], replies if saves else [])
-                return
-            lost = [i for i, reply in enumerate(replies) if _no_script(reply)]
-            if lost:
-                self._again(commands, replies, lost, replied)
-                return
-            loaded: list[Any] | BaseException = []
-            if loads:
-                reply = replies[0]
-                failed = isinstance(reply, Exception)
-                loaded = store._failed(reply) if failed else _loads_text(loads, reply)
-            saved: list[Any] | BaseException = []
-            if saves:
-                # One _SAVE_MANY reply (a list), or one reply per _SAVE.
-                rest = replies[1:] if loads else replies
-                if saving is not None and not isinstance(rest[0], Exception):
-                    rest = rest[0]
-                error = next((r for r in rest if isinstance(r, Exception)), None)
-                saved = store._failed(error) if error is not None else [r == 1 for r in rest]
-            done(loaded, saved)
+    def send(self) -> None:
+        self.batches.client.call(self.commands, self.replied)
 
-        self.client.call(commands, replied)
+    def replied(self, replies: list[Any] | StoreError) -> None:
+        loads, saves, done = self.loads, self.saves, self.done
+        if isinstance(replies, StoreError):
+            done(replies if loads else [], replies if saves else [])
+            return
+        lost = [i for i, reply in enumerate(replies) if _no_script(reply)]
+        if lost:
+            self.replies = replies
+            again = [("EVAL", _SCRIPTS[self.commands[i][1]], *self.commands[i][2:]) for i in lost]
+            self.commands = again
+            self.batches.client.call(again, self._answered_again)
+            return
+        store = self.batches.store
+        loaded: list[Any] | BaseException = []
+        if loads:
+            reply = replies[0]
+            failed = isinstance(reply, Exception)
+            loaded = store._failed(reply) if failed else _loads_text(loads, reply)
+        saved: list[Any] | BaseException = []
+        if saves:
+            # One _SAVE_MANY reply (a list), or one reply per _SAVE.
+            rest = replies[1:] if loads else replies
+            if self.saving is not None and not isinstance(rest[0], Exception):
+                rest = rest[0]
+            error = next((r for r in rest if isinstance(r, Exception)), None)
+            saved = store._failed(error) if error is not None else [r == 1 for r in rest]
+        done(loaded, saved)
 
-    def _again(
-        self,
-        commands: list[tuple[Any, ...]],
-        replies: list[Any],
-        lost: list[int],
-        replied: Callable[[list[Any] | StoreError], None],
-    ) -> None:
-        """Send the commands at ``lost`` again with their scripts' text, then go on."""
-        again = [("EVAL", _SCRIPTS[commands[i][1]], *commands[i][2:]) for i in lost]
-
-        def answered(more: list[Any] | StoreError) -> None:
-            if isinstance(more, StoreError):
-                replied(more)
-                return
-            for i, reply in zip(lost, more, strict=True):
-                replies[i] = reply
-            replied(replies)
-
-        self.client.call(again, answered)
+    def _answered_again(self, more: list[Any] | StoreError) -> None:
+        """The replies to the commands sent again, in place of their ``NOSCRIPT``\\ s."""
+        if isinstance(more, StoreError):
+            self.replied(more)
+            return
+        replies = self.replies
+        lost = [i for i, reply in enumerate(replies) if _no_script(reply)]
+        for i, reply in zip(lost, more, strict=True):
+            replies[i] = reply
+        self.replied(replies)
 
 
 def _no_script(reply: Any) -> bool:
@@ -778,6 +798,18 @@ def _loop_address(url: str) -> RedisAddress | None:
     if parsed.get("connection_class") is SSLConnection:
         return None
     return RedisAddress(parsed)
+
+
+def _seconds(t: float) -> str:
+    """The time ``t`` to the millisecond, as text for Redis.
+
+    Formatted with integers only: ``repr`` of a float finds its shortest
+    exact text, which costs several times more, twice per saved request.
+    Rounded, not cut, so a time read back and written again stays the same,
+    and short enough (13 digits) to be read back quickly and exactly.
+    """
+    ms = round(t * 1000)
+    return f"{ms // 1000}.{ms % 1000:03d}"
 
 
 def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:
