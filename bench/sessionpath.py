@@ -23,6 +23,7 @@ import pstats
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,24 +34,14 @@ from dibble.server import HTTPProtocol, Listener
 from dibble.server._context import new_event_loop
 from dibble.sessions import SessionPool
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+from dibble_sessions import Bench  # the session benchmark's own app
+
 CONNECTIONS = 64
 REQUEST = (
     b"GET /session HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
     b"Cookie: dibble_session=%s\r\n\r\n"
 )
-
-
-class Bench(dibble.Plugin):
-    session_service = "bench"
-
-    def onPlaintext(self) -> dibble.Response:
-        return dibble.Response(b"Hello, World!", content_type="text/plain")
-
-    def onSession(self) -> dibble.Response:
-        session = self.session
-        count = session.get("count", 0) + 1
-        session["count"] = count
-        return dibble.Response(b"count %d" % count, content_type="text/plain")
 
 
 class CountingTransport(asyncio.Transport):

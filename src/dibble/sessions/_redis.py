@@ -383,11 +383,15 @@ class RedisStore(SessionStore):
         with self._calling():
             return func()
 
+    def _write_keys(self, sid: str, service: str) -> list[str]:
+        """The keys of the write scripts: the id's hash, the record's, the expiry set."""
+        return [self._id_key(sid), self._data_key(sid, service), self._expiry]
+
     def _write_args(
         self, sid: str, service: str, now: float, expires: float, cleared: bool
-    ) -> tuple[list[str], list[Any]]:
-        keys = [self._id_key(sid), self._data_key(sid, service), self._expiry]
-        args: list[Any] = [
+    ) -> list[Any]:
+        """ARGV[1] to ARGV[7] of the write scripts (see _PREPARE)."""
+        return [
             _seconds(now),
             _seconds(expires),
             int((expires + GRACE_SECONDS) * 1000),
@@ -396,7 +400,6 @@ class RedisStore(SessionStore):
             service,
             "1" if cleared else "0",
         ]
-        return keys, args
 
     # --- the interface ----------------------------------------------------------------
 
@@ -481,47 +484,31 @@ class RedisStore(SessionStore):
 
     def _save_args(
         self, sid: str, service: str, changes: Changes, now: float, expires: float
-    ) -> tuple[list[str], list[Any]]:
-        keys, args = self._write_args(sid, service, now, expires, changes.cleared)
-        args.append("1" if changes else "0")
-        args.append(len(changes.set))
-        for key, value in changes.set.items():
-            args += (key, value)
+    ) -> list[Any]:
+        """The arguments of ``_SAVE`` (its keys: the id's, the record's, the expiry set)."""
+        args = self._write_args(sid, service, now, expires, changes.cleared)
+        args += ("1" if changes else "0", len(changes.set))
+        for pair in changes.set.items():
+            args += pair
         args.append(len(changes.deleted))
-        args.extend(changes.deleted)
-        return keys, args
+        args += changes.deleted
+        return args
 
     def _save_many_args(
         self, items: Sequence[tuple[str, str, Changes, float, float]]
     ) -> tuple[list[str], list[Any]] | None:
         """The keys and arguments of ``_SAVE_MANY`` for ``items``; None if one is too big."""
-        # The arguments of _save_args, built in place (this runs for every request).
         keys: list[str] = [self._expiry]
         args: list[Any] = []
         prefix = self.prefix
-        for sid, service, changes, now, expires in items:
-            values = changes.set
-            deleted = changes.deleted
-            count = 10 + 2 * len(values) + len(deleted)
-            if count > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
+        for item in items:
+            item_args = self._save_args(*item)
+            if len(item_args) > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
                 return None
+            sid, service = item[0], item[1]
             keys += (f"{prefix}i:{sid}", f"{prefix}d:{sid}:{service}")
-            args += (
-                count,
-                _seconds(now),
-                _seconds(expires),
-                int((expires + GRACE_SECONDS) * 1000),
-                f"i\x00{sid}",
-                f"d\x00{sid}\x00{service}",
-                service,
-                "1" if changes.cleared else "0",
-                "1" if changes else "0",
-                len(values),
-            )
-            for pair in values.items():
-                args += pair
-            args.append(len(deleted))
-            args += deleted
+            args.append(len(item_args))
+            args += item_args
         return keys, args
 
     def save_many(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
@@ -560,13 +547,15 @@ class RedisStore(SessionStore):
             batches.client.close()
 
     def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
-        keys, args = self._save_args(sid, service, changes, now, expires)
+        keys = self._write_keys(sid, service)
+        args = self._save_args(sid, service, changes, now, expires)
         return bool(self._call(lambda: self._save(keys=keys, args=args)) == 1)
 
     def increment(
         self, sid: str, service: str, key: str, amount: int, now: float, expires: float
     ) -> int | None:
-        keys, args = self._write_args(sid, service, now, expires, False)
+        keys = self._write_keys(sid, service)
+        args = self._write_args(sid, service, now, expires, False)
         args += (key, amount)
         try:
             result = self._call(lambda: self._increment(keys=keys, args=args))
@@ -703,7 +692,8 @@ class _Batch:
             self.saving = store._save_many_args(saves)
             if self.saving is None:  # too big for one script: a script call each
                 for item in saves:
-                    keys, args = store._save_args(*item)
+                    keys = store._write_keys(item[0], item[1])
+                    args = store._save_args(*item)
                     commands.append(("EVALSHA", _SHA[_SAVE], len(keys), *keys, *args))
             else:
                 keys, args = self.saving
