@@ -54,6 +54,11 @@ _OK_RESPONSE: Final = _OK_HEAD + b"%b"
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 
 
+#: Results whose response is complete once rendered (a type's ``hasattr``
+#: that fails costs an exception, so the common ones are known here).
+_COMPLETE: Final = frozenset({str, bytes, dict, list, Response, type(None)})
+
+
 class Dispatcher:
     """The application object behind an ``HTTPServer``."""
 
@@ -298,7 +303,9 @@ class Dispatcher:
             self._fail(request, exc)
         if request.form is not None:
             request.form.close()  # the request's temporary upload files go now
-        if request.writer is not None and not hasattr(type(result), "__dibble_send__"):
+        if request.writer is not None and (
+            type(result) in _COMPLETE or not hasattr(type(result), "__dibble_send__")
+        ):
             # The response is complete (a file may still be on its way: not
             # then).  The writer and the sessions refer back to the request;
             # letting go of them here frees it at once, not in the cyclic

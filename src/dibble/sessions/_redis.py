@@ -798,8 +798,16 @@ def _seconds(t: float) -> str:
     Rounded, not cut, so a time read back and written again stays the same,
     and short enough (13 digits) to be read back quickly and exactly.
     """
-    ms = round(t * 1000)
-    return f"{ms // 1000}.{ms % 1000:03d}"
+    text = _texts.get(t)
+    if text is None:  # an expiry recurs save after save: kept
+        if len(_texts) >= 4096:
+            _texts.clear()
+        ms = round(t * 1000)
+        text = _texts[t] = f"{ms // 1000}.{ms % 1000:03d}"
+    return text
+
+
+_texts: dict[float, str] = {}
 
 
 def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:
