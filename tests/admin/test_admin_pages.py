@@ -17,8 +17,9 @@ import pytest
 import dibble
 from dibble.admin import toggle_states
 from dibble.config import ConfigError, parse_config
-from dibble.db import set_sql_logging, sql_logging
+from dibble.db import Database, set_sql_logging, sql_logging
 from dibble.sessions import Changes, pool_of
+from dibble.stats._requestlog import COLUMNS, prepare
 from dibble.testing import TestClient, TestResponse
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -245,6 +246,20 @@ def test_the_database_page_lists_tables_and_columns(admin: TestClient) -> None:
     assert "dibble_users" in body and "dibble_memberships" in body
     assert "<td>password</td><td>TEXT</td><td>yes</td>" in body
     assert "opened read-only" in body
+
+
+def test_the_database_page_shows_the_request_log_as_a_view(
+    admin: TestClient, site_dir: Path
+) -> None:
+    db = Database(site_dir / "dibble.sqlite3")
+    prepare(db)
+    db.close()
+    body = admin.get("/admin/database").text
+    view = body[body.index('id="table-dibble_request_log"') :]
+    assert "dibble_request_log <small>(view)</small>" in view
+    view = view[: view.index("</table>")]
+    assert re.findall(r"<tr><td>(\w+)</td>", view) == list(COLUMNS)
+    assert "dibble_request_log_batch <small>(table)</small>" in body
 
 
 def test_the_database_page_before_the_database_exists(

@@ -3,21 +3,25 @@
 ``Collector.response`` is called by the protocol for every response it
 finishes (``Collector.invalid`` for requests refused as malformed), on the
 event loop thread.  It does no I/O, takes no lock, formats nothing: it
-adds one to a counter, and, when the request log is on, appends one tuple
-of references to a bounded deque that the log's writer thread empties.
+adds one to a counter, and, when the request log is on, appends the row's
+values to a bounded buffer that the log's writer thread empties.
 
 The common response (anonymous, not a bot) is counted in its route's own
 dict under ``(method, status, latency bucket)``: the route is found by
 identity (one dict lookup) and the key is a short tuple.  Its request-log
-row, when it has no arguments, is already the row to insert.  Responses of
-bots and of known users, and everything when the performance log or
-reverse DNS is on, take ``_response``: the same result, more slowly.
+row, when it has no arguments, is five values added to the end of a flat
+list (``plain_rows``): no tuple per row for the garbage collector to visit
+while it waits, and the writer takes the list's columns with slices.
+Responses of bots and of known users, and everything when the performance
+log or reverse DNS is on, take ``_response``: the same result, more slowly.
 A flush flattens everything into increments (``DayCounts.entries``).
 
 Only the event loop thread touches the counters; a flush from another
 thread asks the loop to run ``take`` (see ``Statistics``), so no count is
-lost to a race and the hot path needs no lock.  The deques are safe
-between threads as they are (``append`` and ``popleft`` are atomic).
+lost to a race and the hot path needs no lock.  The buffers are safe
+between threads as they are: ``list += tuple``, a slice, ``del`` of a
+slice, ``deque.append`` and ``popleft`` are each one step for the
+interpreter, so the writer sees a row whole or not at all.
 
 Days end at local midnight: the first response after it starts a new
 day's counters.  The clock is ``perf_counter`` (the one ``Request.started``
@@ -53,11 +57,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INVALID",
+    "MICROS",
+    "PLAIN_WIDTH",
     "Collector",
     "DayCounts",
     "Key",
     "LogRow",
-    "PlainRow",
     "RouteCounts",
     "RouteInfo",
     "write_performance",
@@ -71,10 +76,17 @@ INVALID: Final = "\0invalid"
 #: (route name, method, status, bot, user, project, latency bucket (-1: none)).
 Key = tuple[str, str, int, bool, str | None, str | None, int]
 
-#: A request-log row of an anonymous request without arguments, ready to insert:
-#: (created (Unix time), method, target (bytes, decoded by the writer),
-#: duration (ms), status).
-PlainRow = tuple[float, str, bytes, float, int]
+#: The values of one request-log row of an anonymous request without arguments,
+#: kept flat in ``Collector.plain_rows`` (row after row): created, method, target
+#: (bytes, decoded by the writer), duration, status.  Created (microseconds since
+#: the epoch) and duration (microseconds) come as ``MICROS + count``.
+PLAIN_WIDTH: Final = 5
+
+#: 2**52: a float ``MICROS + n`` (0 <= n < 2**52) holds n rounded to a whole number,
+#: in the last 13 hex digits of its big-endian bytes.  The hot path adds (one float
+#: operation); the writer packs and hexlifies whole columns in C, with no number
+#: formatting (which costs CPython about 1,000 instructions a float).
+MICROS: Final = 4503599627370496.0
 
 #: Any other request-log row, as the hot path saw it (the writer converts it):
 #: (created, method, target, parsed arguments, user, project, privilege, session
@@ -96,6 +108,9 @@ LogRow = tuple[
 _PROJECT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_PRIVILEGE: Final = 9
 _NOBODY: Final = (None, None, None, None)
+# ``63 in target``: ``b"?" in target`` first tries the bytes as an integer, and
+# raising and clearing that TypeError costs more than the rest of the test.
+_QUESTION_MARK: Final = ord("?")
 
 
 class RouteInfo(NamedTuple):
@@ -157,11 +172,11 @@ class DayCounts:
 class Collector:
     """In-memory counts of responses, and the request log's buffers.
 
-    ``detector`` judges bots.  ``plain_rows`` and ``log_rows`` (None: no
-    request log) are the buffers the log's writer empties; about
-    ``max_rows`` rows wait in them at most, more are dropped and counted in
-    ``dropped``.  ``log_bots``: whether bot requests are logged.
-    ``on_full("counters")`` is called (on the loop) when ``max_keys``
+    ``detector`` judges bots.  ``plain_rows`` (``PLAIN_WIDTH`` values a
+    row, flat) and ``log_rows`` (None: no request log) are the buffers the
+    log's writer empties; about ``max_rows`` rows wait in them at most, more
+    are dropped and counted in ``dropped``.  ``log_bots``: whether bot
+    requests are logged.  ``on_full("counters")`` is called (on the loop) when ``max_keys``
     distinct counters of bots and users have piled up, to have them flushed
     early.
     """
@@ -174,6 +189,9 @@ class Collector:
         "_failures",
         "_keys",
         "_known",
+        "_max_plain",
+        "_offset",
+        "_origin",
         "_past",
         "_performance",
         "_rdns",
@@ -187,8 +205,6 @@ class Collector:
         "log_bots",
         "log_rows",
         "max_keys",
-        "max_rows",
-        "offset",
         "on_full",
         "plain_rows",
         "project_cookie",
@@ -211,8 +227,9 @@ class Collector:
     ) -> None:
         self.detector = detector
         self.counting = counting
-        self.plain_rows: deque[PlainRow] | None = deque() if request_log else None
+        self.plain_rows: list[Any] | None = [] if request_log else None
         self.log_rows: deque[LogRow] | None = deque() if request_log else None
+        self._max_plain = 0
         self.max_rows = max_rows
         self.log_bots = log_bots
         self.max_keys = max_keys
@@ -222,7 +239,7 @@ class Collector:
         self.wall = wall
         #: Rows the request log had no room for (only ever grows).
         self.dropped = 0
-        #: Unix time minus ``clock()``: dates the request log's rows.
+        self._offset = self._origin = 0.0
         self.offset = wall() - clock()
         self.day = datetime.date.min
         self.current = DayCounts()
@@ -238,6 +255,26 @@ class Collector:
         self._slow = False
         self._update()
         self.new_day(clock())
+
+    @property
+    def offset(self) -> float:
+        """Unix time minus ``clock()``: dates the request log's rows."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, offset: float) -> None:
+        self._offset = offset
+        # clock() * 1e6 + _origin: MICROS + microseconds since the epoch (see MICROS).
+        self._origin = offset * 1e6 + MICROS
+
+    @property
+    def max_rows(self) -> int:
+        """Rows that may wait for the request log's writer."""
+        return self._max_plain // PLAIN_WIDTH
+
+    @max_rows.setter
+    def max_rows(self, rows: int) -> None:
+        self._max_plain = rows * PLAIN_WIDTH  # what the hot path compares
 
     @property
     def performance(self) -> bool:
@@ -292,11 +329,17 @@ class Collector:
             rows = self.plain_rows
             if rows is not None:
                 target = request.target
-                if request._params is not None or target.find(b"?") >= 0:
+                if request._params is not None or _QUESTION_MARK in target:
                     self._log(request, status, now, elapsed, _NOBODY)
-                elif len(rows) < self.max_rows:
-                    rows.append(
-                        (now + self.offset, request.method, target, elapsed * 1000.0, status)
+                elif len(rows) < self._max_plain:
+                    # One C call (the tuple is freed at once): the writer's thread
+                    # sees all five values or none.  See MICROS for the numbers.
+                    rows += (
+                        now * 1e6 + self._origin,
+                        request.method,
+                        target,
+                        elapsed * 1e6 + MICROS,
+                        status,
                     )
                 else:
                     self.dropped += 1
@@ -319,7 +362,7 @@ class Collector:
                 if len(rows) < self.max_rows:
                     target = head.target if head is not None else b""
                     method = head.method if head is not None and head.target else ""
-                    created = now + self.offset
+                    created = now + self._offset
                     rows.append(
                         (created, method, target, None, None, None, None, None, None, status)
                     )
@@ -385,17 +428,28 @@ class Collector:
         plain = self.plain_rows
         assert rows is not None
         assert plain is not None
-        if len(rows) + len(plain) >= self.max_rows:
+        if len(rows) + len(plain) // PLAIN_WIDTH >= self.max_rows:
             self.dropped += 1
             return
         user, project, privilege, session = identity
         target = request.target
-        if user is None and session is None and request._params is None and b"?" not in target:
-            plain.append((now + self.offset, request.method, target, elapsed * 1000.0, status))
+        if (
+            user is None
+            and session is None
+            and request._params is None
+            and _QUESTION_MARK not in target
+        ):
+            plain += (
+                now * 1e6 + self._origin,
+                request.method,
+                target,
+                elapsed * 1e6 + MICROS,
+                status,
+            )
             return
         rows.append(
             (
-                now + self.offset,
+                now + self._offset,
                 request.method,
                 target,
                 # The page's parsed arguments (query and form fields), if it parsed them.

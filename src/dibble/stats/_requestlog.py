@@ -1,23 +1,33 @@
-"""The request log: one row per request in the ``dibble_request_log`` table.
+"""The request log: one row per request, seen through the ``dibble_request_log`` view.
 
-The hot path only appends a tuple of references to a bounded deque
-(``Collector``); this module's ``RequestLog.write`` runs in the statistics
-thread, takes what is waiting and inserts it in one transaction, through
-``dibble.db`` (so the SQL log shows it).  Rows of anonymous requests
-without arguments, the common case, go in multi-row ``INSERT``\\ s of 1000
-rows each, which costs about half of inserting them one by one, and hands
-the GIL to the busy event loop (and waits to get it back) once per 1000
-rows rather than once per row.
+The hot path only adds a row's values to a bounded buffer (``Collector``);
+this module's ``RequestLog.write`` runs in the statistics thread, takes
+what is waiting and writes it in one transaction, through ``dibble.db``
+(so the SQL log shows it).
 
-Columns (see docs/statistics.md):
+Storage: one row of ``dibble_request_log_batch`` per write (at most
+``BATCH_ROWS`` requests), its requests as one JSON array in ``rows``, and
+the view ``dibble_request_log`` that expands them (``json_each``) into the
+columns below.  An ``INSERT`` per request cost more than everything else
+the log does (about 5,000 instructions in SQLite and 2,000 to bind its
+values, on the core that serves); one text per write costs SQLite next to
+nothing.  Writing a row's two times as decimal text would cost CPython about
+2,000 more, so the common row (anonymous, no arguments) is one JSON string
+made in C for all rows at once: the times as hex digits (see ``MICROS`` in
+``_collector``), the target, the method and the status.  Other rows are
+converted one by one (masking, hashing) and encoded by ``json.dumps`` as
+arrays.  The view decodes both; reading it costs SQLite a few microseconds
+a row, which is where the price of cheap writes is paid.
+
+Columns of the view (see docs/statistics.md):
 
 ``id``
-    increasing with time, batch by batch (within a batch of up to a second,
-    rows without arguments or a user come first): order by ``created`` for
-    the exact order;
+    batch id * ``ID_STRIDE`` + the row's place in the batch: increasing
+    with time, batch by batch (within a batch, rows without arguments or a
+    user come first): order by ``created`` for the exact order;
 ``created``
     when the request finished, Unix time in seconds (``datetime(created,
-    'unixepoch')`` in SQLite shows it);
+    'unixepoch')`` in SQLite shows it), to the microsecond;
 ``method``, ``query``
     the method; the path and query string as sent (still percent-encoded),
     values of secret-looking arguments replaced by ``***``;
@@ -38,6 +48,10 @@ Columns (see docs/statistics.md):
 ``status``
     the response's status code.
 
+A database written by an older dibble has ``dibble_request_log`` as a
+table: it is renamed ``dibble_request_log_rows`` and the view shows its
+rows too (ids unchanged; new ids start above them).
+
 An argument is secret when its name contains one of ``SECRET_WORDS``
 (``password``, ``token``, ``csrf_token``, ``api_key``, ``session``...) or
 one of the configured ``[statistics] masked_args``.  Values are cut at 200
@@ -45,25 +59,28 @@ characters and at most 50 arguments are kept, so a row stays small.
 
 When the database cannot be written, the rows are kept and tried again,
 up to the buffer's size; beyond that they are dropped and counted, and
-the error log says how many.
+the error log says how many.  Rows older than ``keep_days`` go a batch at
+a time: a batch is deleted once its newest row is old enough.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import logging
+import math
 import sqlite3
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, islice
-from operator import methodcaller
+from itertools import islice
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote_plus
 
 from ..db import Database
-from ._collector import LogRow, PlainRow
+from ._collector import MICROS, PLAIN_WIDTH, LogRow
 
 __all__ = ["MASK", "SECRET_WORDS", "RequestLog", "mask_args", "mask_query"]
 
@@ -90,34 +107,88 @@ MASK: Final = "***"
 MAX_VALUE: Final = 200
 MAX_ARGS: Final = 50
 MAX_QUERY: Final = 2000
-# Rows per multi-row INSERT.  Each statement hands the GIL to the event loop and
-# waits up to a switch interval (5 ms) to get it back while the loop is busy, so
-# statements must be big: 1000 rows of 5 values (SQLite allows 32766 since 3.32).
-_CHUNK: Final = 1000 if sqlite3.sqlite_version_info >= (3, 32) else 190
+#: A batch holds at most this many rows; row ``k`` of batch ``b`` has id ``b * ID_STRIDE + k``.
+ID_STRIDE: Final = 100_000
+BATCH_ROWS: Final = ID_STRIDE
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS dibble_request_log (
-    id INTEGER PRIMARY KEY,
-    created REAL NOT NULL,
-    method TEXT NOT NULL,
-    query TEXT NOT NULL,
-    args TEXT,
-    username TEXT,
-    project TEXT,
-    privileges INTEGER,
-    session TEXT,
-    duration REAL,
-    status INTEGER NOT NULL
-);
+_BATCH_TABLE: Final = """
+CREATE TABLE dibble_request_log_batch (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    rows TEXT NOT NULL
+)
 """
+#: The view's columns, in the order the table had them before it became a view.
+COLUMNS: Final = (
+    "id",
+    "created",
+    "method",
+    "query",
+    "args",
+    "username",
+    "project",
+    "privileges",
+    "session",
+    "duration",
+    "status",
+)
+# A row in ``rows`` is a JSON array of these (the first five for a row without
+# arguments or a user that the fast way could not write)...
+_FIELDS: Final = (
+    "created",
+    "method",
+    "query",
+    "duration",
+    "status",
+    "args",
+    "username",
+    "project",
+    "privileges",
+    "session",
+)
+# ...or, for the common row, one JSON string: 16 hex digits of created and 16 of
+# duration (each "433" and then the microseconds, see MICROS), the target, a space,
+# the method and 3 digits of status.
+_HEX_DIGITS: Final = "'0123456789abcdef'"
 
-_INSERT_FULL: Final = (
-    "INSERT INTO dibble_request_log (created, method, query, args, username, project, "
-    "privileges, session, duration, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_PLAIN: Final = (
-    "INSERT INTO dibble_request_log (created, method, query, duration, status) VALUES "
-)
+
+def _micros(start: int) -> str:
+    """SQL: the count in the 13 hex digits of the row's string from ``start`` (1-based)."""
+    return " + ".join(
+        f"((instr({_HEX_DIGITS}, substr(r.value, {start + i}, 1)) - 1) << {4 * (12 - i)})"
+        for i in range(13)
+    )
+
+
+_SPACE: Final = "instr(substr(r.value, 33), ' ')"  # after the target
+_STRING_COLUMNS: Final = {
+    "created": f"({_micros(4)}) / 1e6",
+    "method": f"substr(r.value, 33 + {_SPACE}, length(r.value) - 35 - {_SPACE})",
+    "query": f"substr(r.value, 33, {_SPACE} - 1)",
+    "duration": f"({_micros(20)}) / 1e3",
+    "status": "CAST(substr(r.value, -3) AS INTEGER)",
+}
+
+
+def _view(old_rows: bool) -> str:
+    """The ``CREATE VIEW`` of ``dibble_request_log`` (with the rows of an old table)."""
+    columns = [f"b.id * {ID_STRIDE} + r.key AS id"]
+    for name in COLUMNS[1:]:
+        array = f"json_extract(r.value, '$[{_FIELDS.index(name)}]')"
+        string = _STRING_COLUMNS.get(name, "NULL")
+        columns.append(f"CASE WHEN r.type = 'text' THEN {string} ELSE {array} END AS {name}")
+    sql = (
+        "CREATE VIEW dibble_request_log AS\nSELECT\n    "
+        + ",\n    ".join(columns)
+        + "\nFROM dibble_request_log_batch AS b, json_each(b.rows) AS r"
+    )
+    if old_rows:
+        sql += f"\nUNION ALL\nSELECT {', '.join(COLUMNS)} FROM dibble_request_log_rows"
+    return sql
+
+
+_INSERT: Final = "INSERT INTO dibble_request_log_batch (first, last, rows) VALUES (?, ?, ?)"
 
 
 class _Secrets:
@@ -175,14 +246,15 @@ class RequestLog:
     """Writes the rows waiting in ``plain_rows`` and ``log_rows`` to ``database``.
 
     ``database`` is a ``dibble.db.Database`` or a function that opens one
-    (called in the writing thread, again after a failure).  ``keep_days``:
-    rows older than this are deleted once a day (0: never).
+    (called in the writing thread, again after a failure).  ``plain_rows``
+    holds ``PLAIN_WIDTH`` values per row, flat (see ``Collector``).
+    ``keep_days``: rows older than this are deleted once a day (0: never).
     """
 
     def __init__(
         self,
         database: Database | Callable[[], Database],
-        plain_rows: deque[PlainRow],
+        plain_rows: list[Any],
         log_rows: deque[LogRow],
         *,
         masked_args: Sequence[str] = (),
@@ -202,14 +274,14 @@ class RequestLog:
         self.keep_days = keep_days
         self.is_secret = _Secrets(masked_args)
         self._wall = wall
-        self._retry_plain: list[PlainRow] = []
+        self._retry_plain: list[Any] = []
         self._retry_rows: list[LogRow] = []
         self._ready = False
+        self._old_rows = False
         self._pruned = float("-inf")
         #: Rows written so far, and rows given up on after failures.
         self.written = 0
         self.lost = 0
-        self._statements: dict[int, str] = {}
 
     def _database(self) -> Database:
         db = self._db
@@ -217,12 +289,12 @@ class RequestLog:
             assert self._open is not None
             db = self._db = self._open()
         if not self._ready:
-            db.script(_SCHEMA)
+            self._old_rows = prepare(db)
             self._ready = True
         return db
 
     def write(self) -> int:
-        """Insert every waiting row (blocking); returns how many were written.
+        """Write every waiting row (blocking); returns how many were written.
 
         Never raises for a database error: the rows are kept for the next
         call (as many as the buffer holds) and the error is logged.
@@ -231,29 +303,54 @@ class RequestLog:
         rows = self._retry_rows
         self._retry_plain = []
         self._retry_rows = []
-        # popleft() until the count seen now, in C: rows appended meanwhile wait.
-        plain += islice(iter(self.plain_rows.popleft, None), len(self.plain_rows))
+        # The values there now, in C: rows added meanwhile wait (see Collector).
+        buffer = self.plain_rows
+        taken = len(buffer)
+        if plain:
+            plain += buffer[:taken]
+        else:
+            plain = buffer[:taken]
+        del buffer[:taken]
         rows += islice(iter(self.log_rows.popleft, None), len(self.log_rows))
         if not plain and not rows:
             return 0
+        count = len(plain) // PLAIN_WIDTH + len(rows)
+        size = PLAIN_WIDTH * BATCH_ROWS
+        if len(plain) <= size:
+            batches = [_plain_batch(plain)] if plain else []
+        else:
+            batches = [_plain_batch(plain[i : i + size]) for i in range(0, len(plain), size)]
         full = [self._convert(row) for row in rows]
+        batches += (_full_batch(full[i : i + BATCH_ROWS]) for i in range(0, len(full), BATCH_ROWS))
+        if len(batches) == 2 and count <= BATCH_ROWS:  # one write, one batch
+            (first, last, text), (first2, last2, text2) = batches
+            batches = [(min(first, first2), max(last, last2), f"{text[:-1]},{text2[1:]}")]
         try:
             db = self._database()
             with db.transaction():
-                self._insert_plain(db, plain)
-                if full:
-                    db.executemany(_INSERT_FULL, full)
+                db.executemany(_INSERT, batches)
         except (sqlite3.Error, OSError) as exc:
             self._failed(plain, rows, exc)
             return 0
-        self.written += len(plain) + len(rows)
-        return len(plain) + len(rows)
+        self.written += count
+        return count
 
-    def _convert(self, row: LogRow) -> tuple[Any, ...]:
+    def _convert(self, row: LogRow) -> list[Any]:
         created, method, target, params, user, project, privilege, sid, duration, status = row
         query, args = self._query_and_args(target, params)
         session = session_hash(sid) if sid else None
-        return (created, method, query, args, user, project, privilege, session, duration, status)
+        return [
+            _finite(created),
+            method,
+            query,
+            _finite(duration),
+            status,
+            args,
+            user,
+            project,
+            privilege,
+            session,
+        ]
 
     def _query_and_args(
         self, target: bytes, params: dict[str, list[str]] | None
@@ -271,35 +368,16 @@ class RequestLog:
             args = json.dumps(mask_args(params, self.is_secret), ensure_ascii=False)
         return text[:MAX_QUERY], args
 
-    def _insert_plain(self, db: Database, rows: list[PlainRow]) -> None:
-        # Multi-row INSERTs of _CHUNK rows, the parameters flattened in C.
-        whole = len(rows) - len(rows) % _CHUNK
-        if whole:
-            statement = self._plain_statement(_CHUNK)
-            db.executemany(
-                statement, (_flat(rows[i : i + _CHUNK]) for i in range(0, whole, _CHUNK))
-            )
-        if whole < len(rows):
-            db.execute(self._plain_statement(len(rows) - whole), _flat(rows[whole:]))
-
-    def _plain_statement(self, rows: int) -> str:
-        statement = self._statements.get(rows)
-        if statement is None:
-            statement = _INSERT_PLAIN + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-            if len(self._statements) < 16:
-                self._statements[rows] = statement
-        return statement
-
-    def _failed(self, plain: list[PlainRow], rows: list[LogRow], exc: BaseException) -> None:
-        room_plain = max(0, self.max_rows - len(self.plain_rows))
+    def _failed(self, plain: list[Any], rows: list[LogRow], exc: BaseException) -> None:
+        room_plain = max(0, self.max_rows - len(self.plain_rows) // PLAIN_WIDTH)
         room_rows = max(0, self.max_rows - len(self.log_rows))
-        lost = max(0, len(plain) - room_plain) + max(0, len(rows) - room_rows)
-        self._retry_plain = plain[max(0, len(plain) - room_plain) :]
+        lost = max(0, len(plain) // PLAIN_WIDTH - room_plain) + max(0, len(rows) - room_rows)
+        self._retry_plain = plain[max(0, len(plain) - PLAIN_WIDTH * room_plain) :]
         self._retry_rows = rows[max(0, len(rows) - room_rows) :]
         self.lost += lost
         error_log.error(
             "request log: cannot write %d row(s) to %s: %s; %s",
-            len(plain) + len(rows),
+            len(plain) // PLAIN_WIDTH + len(rows),
             self._db.path if self._db is not None else "the database",
             exc,
             f"{lost} dropped, the rest tried again" if lost else "they are tried again",
@@ -311,18 +389,31 @@ class RequestLog:
             self._ready = False
 
     def prune(self) -> int:
-        """Delete rows older than ``keep_days`` (at most once a day); returns how many."""
+        """Delete rows older than ``keep_days`` (at most once a day); returns how many.
+
+        A batch goes once its newest row is old enough.
+        """
         if self.keep_days <= 0:
             return 0
         now = self._wall()
         if now - self._pruned < 86400:
             return 0
         self._pruned = now
+        cutoff = now - self.keep_days * 86400
         try:
             db = self._database()
-            return db.execute(
-                "DELETE FROM dibble_request_log WHERE created < ?", (now - self.keep_days * 86400,)
-            )
+            with db.transaction():
+                ((deleted,),) = db.query(
+                    "SELECT coalesce(sum(json_array_length(rows)), 0) "
+                    "FROM dibble_request_log_batch WHERE last < ?",
+                    (cutoff,),
+                )
+                db.execute("DELETE FROM dibble_request_log_batch WHERE last < ?", (cutoff,))
+                if self._old_rows:
+                    deleted += db.execute(
+                        "DELETE FROM dibble_request_log_rows WHERE created < ?", (cutoff,)
+                    )
+            return int(deleted)
         except (sqlite3.Error, OSError) as exc:
             error_log.error("request log: cannot delete old rows: %s", exc)
             return 0
@@ -331,9 +422,8 @@ class RequestLog:
     def waiting(self) -> int:
         """Rows not yet written."""
         return (
-            len(self.plain_rows)
+            (len(self.plain_rows) + len(self._retry_plain)) // PLAIN_WIDTH
             + len(self.log_rows)
-            + len(self._retry_plain)
             + len(self._retry_rows)
         )
 
@@ -343,11 +433,151 @@ class RequestLog:
         self._db = None
 
 
-_latin1: Final = methodcaller("decode", "latin-1")
+def prepare(db: Database) -> bool:
+    """Make the request log's table and view in ``db`` if missing; True if it has old rows.
+
+    An older dibble's ``dibble_request_log`` table becomes ``dibble_request_log_rows``,
+    shown by the view beside the batches, whose ids start above its ids.  In one
+    ``BEGIN IMMEDIATE`` transaction: workers starting together migrate once.
+    """
+    with db.transaction():
+        kinds = dict(
+            db.query(
+                "SELECT name, type FROM sqlite_master WHERE name IN "
+                "('dibble_request_log', 'dibble_request_log_rows', 'dibble_request_log_batch')"
+            )
+        )
+        if kinds.get("dibble_request_log") == "table":
+            db.execute("ALTER TABLE dibble_request_log RENAME TO dibble_request_log_rows")
+            kinds["dibble_request_log_rows"] = kinds.pop("dibble_request_log")
+        old_rows = "dibble_request_log_rows" in kinds
+        if "dibble_request_log_batch" not in kinds:
+            db.execute(_BATCH_TABLE)
+            if old_rows:
+                ((top,),) = db.query("SELECT coalesce(max(id), 0) FROM dibble_request_log_rows")
+                db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) "
+                    "VALUES ('dibble_request_log_batch', ?)",
+                    (int(top) // ID_STRIDE,),
+                )
+        if "dibble_request_log" not in kinds:
+            db.execute(_view(old_rows))
+    return old_rows
 
 
-def _flat(rows: list[PlainRow]) -> list[Any]:
-    """The rows' values in one list, targets decoded: in C, without a Python loop."""
-    values = list(chain.from_iterable(rows))
-    values[2::5] = map(_latin1, values[2::5])
-    return values
+# --- the rows as JSON -----------------------------------------------------------------
+
+# Bytes a JSON string cannot hold as they are (control characters, ``"``), and the
+# space that ends the target in a row string, mapped to ``\\``, which a JSON string
+# cannot hold either: one translate and one search find them all.
+_UNSAFE: Final = bytes.maketrans(bytes(range(33)) + b'"', b"\\" * 34)
+# Rows whose hex digits one struct cuts out at a time (more: several calls).
+_CUT: Final = 256
+_CUTTER: Final = struct.Struct("32s" * _CUT)
+
+
+class _NotFast(ValueError):
+    """A row the fast way cannot write: the slow one writes the batch."""
+
+
+class _Ends(dict[tuple[int, str], bytes]):
+    """What follows the target in a row string, by ``(status, method)``: a space,
+    the method, the status and the separator of the next row."""
+
+    def __missing__(self, key: tuple[int, str]) -> bytes:
+        status, method = key
+        if type(status) is not int or not 100 <= status <= 999:
+            raise _NotFast(status)
+        encoded = method.encode("latin-1")
+        if not encoded or b"\\" in encoded.translate(_UNSAFE):  # no space either
+            raise _NotFast(method)
+        end = self[key] = b' %s%d","' % (encoded, status)
+        return end
+
+
+def _plain_batch(values: list[Any]) -> tuple[float, float, str]:
+    """``(first, last, rows)`` of the rows of anonymous requests in ``values`` (flat)."""
+    text = _plain_json(values)
+    if text is None:
+        text = json.dumps(
+            [
+                [_finite((c - MICROS) / 1e6), m, _text(t), _finite((d - MICROS) / 1e3), s]
+                for c, m, t, d, s in zip(*(iter(values),) * PLAIN_WIDTH, strict=True)
+            ],
+            ensure_ascii=False,
+        )
+    ends = (values[0], values[-PLAIN_WIDTH])
+    return *_bounds([(created - MICROS) / 1e6 for created in ends]), text
+
+
+def _plain_json(values: list[Any]) -> str | None:
+    """The JSON array of the rows in ``values``, made in C; None if one needs the slow way.
+
+    Every row is one string (see ``_STRING_COLUMNS``): the numbers packed and
+    hexlified for all rows at once, the target as it came, method and status
+    from ``_Ends``; all joined at once and decoded as Latin-1.
+    """
+    rows = len(values) // PLAIN_WIDTH
+    numbers: list[Any] = [None] * (2 * rows)
+    numbers[0::2] = values[0::PLAIN_WIDTH]
+    numbers[1::2] = values[3::PLAIN_WIDTH]
+    methods = values[1::PLAIN_WIDTH]
+    targets = values[2::PLAIN_WIDTH]
+    statuses = values[4::PLAIN_WIDTH]
+    ends = _Ends()
+    pieces: list[Any]
+    try:
+        hexed = binascii.hexlify(struct.pack(f">{2 * rows}d", *numbers))
+        # MICROS + a whole count below 2**52, and nothing else, starts with 433.
+        for i, digit in enumerate(b"433"):
+            if hexed[i::16] != bytes((digit,)) * (2 * rows):
+                return None
+        if b"\\" in b"".join(targets).translate(_UNSAFE):
+            return None
+        method = methods[0]
+        status = statuses[0]
+        if methods.count(method) == rows and statuses.count(status) == rows:
+            pieces = [None, None, ends[status, method]] * rows
+        else:
+            pieces = [None, None, None] * rows
+            pieces[2::3] = map(ends.__getitem__, zip(statuses, methods, strict=True))
+    except (TypeError, ValueError, struct.error):  # _NotFast among them
+        return None
+    pieces[0::3] = _cut(hexed, rows)
+    pieces[1::3] = targets
+    body = b"".join(pieces)
+    return f'["{body[:-2].decode("latin-1")}]'
+
+
+def _cut(hexed: bytes, rows: int) -> list[bytes]:
+    """``hexed`` in pieces of 32 digits, one per row."""
+    whole = rows - rows % _CUT
+    pieces: list[bytes] = []
+    for offset in range(0, 32 * whole, 32 * _CUT):
+        pieces += _CUTTER.unpack_from(hexed, offset)
+    if whole < rows:
+        pieces += struct.unpack_from("32s" * (rows - whole), hexed, 32 * whole)
+    return pieces
+
+
+def _full_batch(rows: list[list[Any]]) -> tuple[float, float, str]:
+    """``(first, last, rows)`` of converted rows (see ``RequestLog._convert``)."""
+    return *_bounds([rows[0][0], rows[-1][0]]), json.dumps(rows, ensure_ascii=False)
+
+
+def _bounds(created: list[float | None]) -> tuple[float, float]:
+    """The times of the first and last row (in the order written: oldest and newest
+    but for a wall clock set back meanwhile, which pruning can bear)."""
+    known = [when for when in created if when is not None and math.isfinite(when)]
+    if not known:  # no usable time: now, so that pruning finds the batch some day
+        now = time.time()
+        return now, now
+    return known[0], known[-1]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _text(target: bytes | str) -> str:
+    return target.decode("latin-1") if isinstance(target, bytes | bytearray) else str(target)
