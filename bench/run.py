@@ -184,6 +184,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def machine_line() -> str:
+    """The machine in one line, for the tables of the side scripts (sessions, stats)."""
+    info = machine()
+    return f"{info['cpu']}, {info['cores']} cores, {info['kernel']}"
+
+
 # --- the run ---------------------------------------------------------------------
 
 

@@ -333,11 +333,6 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def machine_line() -> str:
-    info = harness.machine()
-    return f"{info['cpu']}, {info['cores']} cores, {info['kernel']}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 2-second cells")
@@ -380,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python3 bench/sessions.py" + (" --quick" if args.quick else ""),
         "rounds": args.rounds,
         "duration": args.duration,
-        "machine": machine_line(),
+        "machine": harness.machine_line(),
         "redis": redis_placement,
     }
     text = markdown(results, errors, meta)

@@ -59,6 +59,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import run as harness  # noqa: E402 - bench/run.py: the machine
 import servers  # noqa: E402 - bench/servers.py: ports, pinning, process trees
 import workloads  # noqa: E402
 from workloads import raise_file_limit  # noqa: E402
@@ -362,16 +363,6 @@ def callgrind_only(chosen: list[Cell], requests: int) -> int:
     return 0
 
 
-def machine_line() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 2-second cells")
@@ -445,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python3 bench/stats.py" + (" --quick" if args.quick else ""),
         "rounds": args.rounds,
         "duration": args.duration,
-        "machine": machine_line(),
+        "machine": harness.machine_line(),
         "callgrind_requests": f"{args.callgrind_requests:,}",
     }
     text = markdown(results, errors, grind, meta)
