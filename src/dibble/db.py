@@ -30,10 +30,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
     from .config import Config
@@ -55,6 +55,7 @@ sql_log: Final = logging.getLogger("dibble.sql")
 DATABASE_FILE: Final = "dibble.sqlite3"
 
 Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
 
 
 class _Switch:
@@ -147,42 +148,32 @@ class Database:
         with self._lock:
             if not _switch.on:
                 return self._conn.execute(sql, params).rowcount
-            start = perf_counter()
-            try:
-                count = self._conn.execute(sql, params).rowcount
-            except sqlite3.Error as exc:
-                _log_failure(sql, start, exc)
-                raise
-            _log(sql, start, count)
-            return count
+            return self._logged(sql, lambda: self._conn.execute(sql, params).rowcount, int)
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         """Run one statement for each of ``rows``; returns the rows changed in all."""
         with self._lock:
             if not _switch.on:
                 return self._conn.executemany(sql, rows).rowcount
-            start = perf_counter()
-            try:
-                count = self._conn.executemany(sql, rows).rowcount
-            except sqlite3.Error as exc:
-                _log_failure(sql, start, exc)
-                raise
-            _log(sql, start, count)
-            return count
+            return self._logged(sql, lambda: self._conn.executemany(sql, rows).rowcount, int)
 
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """The rows a ``SELECT`` (or ``PRAGMA``) returns, as tuples."""
         with self._lock:
             if not _switch.on:
                 return self._conn.execute(sql, params).fetchall()
-            start = perf_counter()
-            try:
-                rows = self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                _log_failure(sql, start, exc)
-                raise
-            _log(sql, start, len(rows))
-            return rows
+            return self._logged(sql, lambda: self._conn.execute(sql, params).fetchall(), len)
+
+    def _logged(self, sql: str, run: Callable[[], T], rows: Callable[[T], int]) -> T:
+        """``run()`` with its duration (and ``rows(result)``) in the SQL log, or its failure."""
+        start = perf_counter()
+        try:
+            result = run()
+        except sqlite3.Error as exc:
+            _log_failure(sql, start, exc)
+            raise
+        _log(sql, start, rows(result))
+        return result
 
     def script(self, sql: str) -> None:
         """Run several statements separated by ``;`` (a schema); no parameters."""
