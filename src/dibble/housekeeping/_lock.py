@@ -37,6 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
+from .._redis import redis_client
 from .._urls import without_password
 from ..users import sqlite_path
 
@@ -236,18 +237,14 @@ class RedisLock(HousekeepingLock):
         name: str = LOCK_NAME,
         timeout: float = 2.0,
     ) -> None:
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise ImportError(
-                "a Redis housekeeping lock needs the redis package: pip install 'dibble[redis]'"
-            ) from None
+        self._client = redis_client(
+            url, timeout=timeout, user="a Redis housekeeping lock", quick_retry=False
+        )
+        import redis
+
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.key = prefix + name
         self.description = f"Redis {without_password(url)}"
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
         self._acquire = self._client.register_script(_REDIS_ACQUIRE)
         self._release = self._client.register_script(_REDIS_RELEASE)
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .._redis import redis_client
 from .._urls import without_password
 from ._store import (
     Changes,
@@ -316,14 +317,9 @@ class RedisStore(SessionStore):
         timeout: float = 2.0,
         on_loop: bool = True,
     ) -> None:
-        try:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise ImportError(
-                "the Redis session store needs the redis package: pip install 'dibble[redis]'"
-            ) from None
+        self._client = redis_client(url, timeout=timeout, user="the Redis session store")
+        import redis
+
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
         self._response_error: type[Exception] = redis.ResponseError
@@ -342,14 +338,6 @@ class RedisStore(SessionStore):
         self._address = _loop_address(url)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopBatches] = {}
         self.description = f"Redis {without_password(url)}"
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One quick retry covers a pooled connection that a Redis restart
-            # closed; more would multiply the wait when Redis is really down.
-            retry=Retry(NoBackoff(), 1),
-        )
         self._save = self._client.register_script(_SAVE)
         self._save_many = self._client.register_script(_SAVE_MANY)
         self._load_many = self._client.register_script(_LOAD_MANY)

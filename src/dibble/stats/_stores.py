@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Final, Protocol
 
+from .._redis import redis_client
 from .._urls import without_password
 from ..db import Database, sqlite_path
 from ._model import Increments
@@ -372,24 +373,13 @@ class RedisStatsStore:
     """Counters in Redis at ``url``: one hash per (scope, key), shared by workers and machines."""
 
     def __init__(self, url: str, *, prefix: str = "dibble:stats:", timeout: float = 2.0) -> None:
-        try:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise ImportError(
-                "the Redis statistics store needs the redis package: pip install 'dibble[redis]'"
-            ) from None
+        self._client: Any = redis_client(url, timeout=timeout, user="the Redis statistics store")
+        import redis
+
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.url = url
         self.prefix = prefix
         self.description = f"Redis {without_password(url)}"
-        self._client: Any = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
         self._add = self._client.register_script(_ADD_SCRIPT)
         self._index = prefix + "index"
 
