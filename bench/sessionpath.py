@@ -18,11 +18,8 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
 import pstats
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +31,11 @@ from dibble.server import HTTPProtocol, Listener
 from dibble.server._context import new_event_loop
 from dibble.sessions import SessionPool
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 from dibble_sessions import Bench  # the session benchmark's own app
+
+import sessions  # bench/sessions.py: its redis-server
 
 CONNECTIONS = 64
 REQUEST = (
@@ -65,27 +65,6 @@ class CountingTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name in ("peername", "sockname") else default
-
-
-def redis_server() -> tuple[subprocess.Popen[bytes], str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise SystemExit("redis-server is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return process, f"redis://127.0.0.1:{port}/0"
 
 
 class Harness:
@@ -154,11 +133,12 @@ def main() -> None:
     parser.add_argument("--no-gc", action="store_true", help="no cyclic GC while measuring")
     parser.add_argument("--quiet", action="store_true", help="print nothing (for callgrind)")
     args = parser.parse_args()
-    process = None
+    redis = None
     scratch = tempfile.mkdtemp(prefix="dibble-sessionpath-")
     store = args.store
     if store == "redis":
-        process, store = redis_server()
+        redis = sessions.Redis()  # bench/sessions.py's, as its Redis cell has
+        store = f"redis://127.0.0.1:{redis.port}/0"
     elif store == "sqlite":
         store = f"sqlite:///{Path(scratch) / 'sessions.sqlite3'}"
     try:
@@ -189,11 +169,9 @@ def main() -> None:
             )
         harness.close()
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(5)
+        if redis is not None:
+            redis.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-        os.environ.pop("DIBBLE_BENCH", None)
 
 
 if __name__ == "__main__":

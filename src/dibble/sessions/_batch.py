@@ -150,11 +150,7 @@ class Batcher:
         loads: _Queue[LoadItem, Loaded | None],
         saves: _Queue[SaveItem, bool],
     ) -> None:
-        self._busy = False
-        loaded, saved = work.result()
-        _deliver(loads, loaded)
-        _deliver(saves, saved)
-        self._flush()  # what gathered meanwhile
+        self._delivered(loads, saves, *work.result())
 
     def _landed(
         self,
@@ -163,11 +159,23 @@ class Batcher:
         loads: _Queue[LoadItem, Loaded | None],
         saves: _Queue[SaveItem, bool],
     ) -> None:
-        self._busy = False
-        pool = self.pool
         failures: dict[int, BaseException] = {}  # one pool failure per error
-        _deliver(loads, _Outcome.of(pool, loaded, failures))
-        _deliver(saves, _Outcome.of(pool, saved, failures))
+        pool = self.pool
+        self._delivered(
+            loads, saves, _Outcome.of(pool, loaded, failures), _Outcome.of(pool, saved, failures)
+        )
+
+    def _delivered(
+        self,
+        loads: _Queue[LoadItem, Loaded | None],
+        saves: _Queue[SaveItem, bool],
+        loaded: _Outcome,
+        saved: _Outcome,
+    ) -> None:
+        """A batch came back (from the thread or the loop's connection): hand it out."""
+        self._busy = False
+        _deliver(loads, loaded)
+        _deliver(saves, saved)
         self._flush()  # what gathered meanwhile
 
 

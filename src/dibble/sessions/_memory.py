@@ -8,7 +8,6 @@ dictionary steps, so it is never held for long.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from ._store import Changes, Expired, Loaded, Record, SessionInfo, SessionStore, integer_value
 
@@ -44,9 +43,11 @@ class MemoryStore(SessionStore):
     """A thread-safe in-memory store; everything is lost when the process ends."""
 
     description = "memory"
-    # Batches (when the pool is told to batch) run on the loop: the lock is
-    # only ever held for a few dictionary steps.
+    # Batches (when the pool is told to batch) run on the loop, one operation
+    # after the other: the lock is only ever held for a few dictionary steps.
     in_loop = True
+    load_many_now = SessionStore.load_many
+    save_many_now = SessionStore.save_many
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Session] = {}
@@ -142,12 +143,6 @@ class MemoryStore(SessionStore):
                 if session.expires <= now and not session.records:
                     del self._sessions[sid]
         return taken
-
-    def load_many_now(self, items: Sequence[tuple[str, str, float]]) -> list[Loaded | None]:
-        return [self.load(sid, service, now) for sid, service, now in items]
-
-    def save_many_now(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
-        return [self.save(*item) for item in items]
 
     def sessions(self, now: float, limit: int = 1000) -> list[SessionInfo]:
         with self._lock:

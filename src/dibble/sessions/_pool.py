@@ -470,7 +470,7 @@ class RequestSessions:
         value = _cookie_value(request, self.pool.cookie_for(request)[0])
         if value is None:
             return None
-        if _ID.fullmatch(value) is None:
+        if not valid_session_id(value):
             self.rejected = "the session cookie is malformed"
             return None
         return value
@@ -695,16 +695,6 @@ class RequestSessions:
             return None
         sid = self.sid
         assert sid is not None
-        if len(work) == 1:  # the common case: one service
-            session, changes = work[0]
-            expires = self._expires(session, now)
-
-            def saved_one(results: list[bool]) -> None:
-                self._stored(session, changes, results[0], now, expires)
-
-            return pool.batcher(self.request).save(
-                [(sid, session.service, changes, now, expires)], saved_one
-            )
         items = [
             (sid, session.service, changes, now, self._expires(session, now))
             for session, changes in work
@@ -875,16 +865,7 @@ def default_pool(server: HTTPServer) -> SessionPool:
 
 def session_for(request: Request, owner: Any) -> Session:
     """The session data of ``owner`` (a plugin or page) for ``request``."""
-    state: RequestSessions | None = request.session_state
-    service = getattr(owner, "session_service", None) or service_name(owner)
-    if state is not None:
-        session = state.sessions.get(service)
-        if session is not None:  # loaded already (a prepared route's, say)
-            state.read = True
-            return session
-    else:
-        state = sessions_of(request)
-    return state.get(service, getattr(owner, "session_lifetime", None))
+    return sessions_of(request).get(service_name(owner), getattr(owner, "session_lifetime", None))
 
 
 def sessions_of(request: Request) -> RequestSessions:

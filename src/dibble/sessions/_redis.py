@@ -25,7 +25,6 @@ hang.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -634,6 +633,9 @@ class _LoopBatches:
     def __init__(self, store: RedisStore, client: LoopClient) -> None:
         self.store = store
         self.client = client
+        #: The batch scripts' texts by their SHA1s (for ``NOSCRIPT``).
+        scripts = (store._load_many, store._save_many, store._save)
+        self.scripts: dict[str, Any] = {script.sha: script.script for script in scripts}
 
     def batch(
         self,
@@ -674,7 +676,7 @@ class _Batch:
         commands: list[tuple[Any, ...]] = []
         if loads:
             keys = store._load_keys(loads)
-            commands.append(("EVALSHA", _SHA[_LOAD_MANY], len(keys), *keys))
+            commands.append(("EVALSHA", store._load_many.sha, len(keys), *keys))
         self.saving: tuple[list[str], list[Any]] | None = None
         if saves:
             self.saving = store._save_many_args(saves)
@@ -682,10 +684,10 @@ class _Batch:
                 for item in saves:
                     keys = store._write_keys(item[0], item[1])
                     args = store._save_args(*item)
-                    commands.append(("EVALSHA", _SHA[_SAVE], len(keys), *keys, *args))
+                    commands.append(("EVALSHA", store._save.sha, len(keys), *keys, *args))
             else:
                 keys, args = self.saving
-                commands.append(("EVALSHA", _SHA[_SAVE_MANY], len(keys), *keys, *args))
+                commands.append(("EVALSHA", store._save_many.sha, len(keys), *keys, *args))
         self.commands = commands
 
     def send(self) -> None:
@@ -699,7 +701,8 @@ class _Batch:
         lost = [i for i, reply in enumerate(replies) if _no_script(reply)]
         if lost:
             self.replies = replies
-            again = [("EVAL", _SCRIPTS[self.commands[i][1]], *self.commands[i][2:]) for i in lost]
+            scripts = self.batches.scripts
+            again = [("EVAL", scripts[self.commands[i][1]], *self.commands[i][2:]) for i in lost]
             self.commands = again
             self.batches.client.call(again, self._answered_again)
             return
@@ -733,15 +736,6 @@ class _Batch:
 
 def _no_script(reply: Any) -> bool:
     return isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT")
-
-
-#: The loop's scripts by their SHA1, and the SHA1s by script.
-_SHA: Final = {
-    # Redis names scripts by SHA1; nothing here depends on its strength.
-    script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
-    for script in (_LOAD_MANY, _SAVE_MANY, _SAVE)
-}
-_SCRIPTS: Final = {sha: script for script, sha in _SHA.items()}
 
 
 def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
@@ -798,39 +792,26 @@ def _seconds(t: float) -> str:
 _texts: dict[float, str] = {}
 
 
-def _loaded(id_expires_raw: bytes | None, fields: dict[bytes, bytes], now: float) -> Loaded | None:
-    if id_expires_raw is None or float(id_expires_raw) <= now:
-        return None
-    id_expires = float(id_expires_raw)
-    if not fields:
-        return Loaded(id_expires, None)
-    values: dict[str, str] = {}
-    started = modified = expires = 0.0
-    for name, value in fields.items():
-        if name[:1] == b"\x00":
-            if name == b"\x00started":
-                started = float(value)
-            elif name == b"\x00modified":
-                modified = float(value)
-            elif name == b"\x00expires":
-                expires = float(value)
-        else:
-            values[name.decode("utf-8")] = value.decode("utf-8")
-    return Loaded(id_expires, Record(values, started, modified, expires))
-
-
 def _loads(items: Sequence[tuple[str, str, float]], replies: list[Any]) -> list[Loaded | None]:
-    """``_LOAD_MANY``'s reply as the loads of ``items``."""
-    return [
-        _loaded(replies[2 * i], _pairs(replies[2 * i + 1]), now)
-        for i, (_, _, now) in enumerate(items)
-    ]
+    """``_LOAD_MANY``'s reply as redis-py gives it (bytes) as the loads of ``items``."""
+    return _loads_text(items, [_text(reply) for reply in replies])
+
+
+def _text(reply: Any) -> Any:
+    """A reply in bytes as the loop's connection reads it: text (RESP3 maps as flat lists)."""
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "surrogateescape")
+    if isinstance(reply, dict):
+        return [_text(part) for pair in reply.items() for part in pair]
+    if isinstance(reply, list):
+        return [_text(part) for part in reply]
+    return reply
 
 
 def _loads_text(
     items: Sequence[tuple[str, str, float]], replies: list[Any]
 ) -> list[Loaded | None]:
-    """``_loads`` for replies decoded already (the loop's connection reads text)."""
+    """``_LOAD_MANY``'s reply, as text, as the loads of ``items``."""
     loaded: list[Loaded | None] = []
     append = loaded.append
     new = tuple.__new__  # the named tuples' own constructors are Python functions
@@ -858,10 +839,3 @@ def _loads_text(
         pop("\x00indexed", None)
         append(new(Loaded, (id_expires, new(Record, record))))
     return loaded
-
-
-def _pairs(reply: Any) -> dict[bytes, bytes]:
-    """HGETALL's reply as a dict (RESP2 gives a flat list, RESP3 a map)."""
-    if isinstance(reply, dict):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=True))

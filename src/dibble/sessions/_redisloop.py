@@ -144,8 +144,7 @@ class LoopClient:
         if self._closed:
             done(StoreError(f"the session store ({self.description}) is closed"))
             return
-        payload = b"".join([hiredis.pack_command(command) for command in commands])
-        call = _Call(payload, len(commands), done, self.loop.time() + self.timeout)
+        call = self._call(commands, done)
         conn = self._conn
         if conn is not None and conn.transport is not None:
             self._send(conn, call)
@@ -199,6 +198,10 @@ class LoopClient:
                         )
                         break
 
+        return self._call(commands, done)
+
+    def _call(self, commands: list[tuple[Any, ...]], done: Done) -> _Call:
+        """``commands`` packed in RESP, due back within the timeout."""
         payload = b"".join([hiredis.pack_command(command) for command in commands])
         return _Call(payload, len(commands), done, self.loop.time() + self.timeout)
 

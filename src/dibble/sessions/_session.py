@@ -142,24 +142,19 @@ class Session(MutableMapping[str, Any]):
         value = self._values.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        raw = self._raw.get(key)
-        if raw is None:
+        if key not in self._raw:
             return default
-        value = self._values[key] = int(raw) if raw.isdigit() else json.loads(raw)
-        return value
+        return self[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if self._state.closed:
-            self._state.check_open()  # raises, saying why
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH or "\x00" in key:
-            valid_key(key)  # raises, saying why
+        self._state.check_open()
+        valid_key(key)
         # Encoded now so that a value JSON cannot hold fails here, at the
         # line that set it, rather than when the response is sent.
-        self._encoded[key] = str(value) if type(value) is int else encode_value(key, value)
+        self._encoded[key] = encode_value(key, value)
         self._values[key] = value
         self._set.add(key)
-        if self._deleted:
-            self._deleted.discard(key)
+        self._deleted.discard(key)
 
     def __delitem__(self, key: str) -> None:
         self._state.check_open()
