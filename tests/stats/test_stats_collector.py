@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable
 
 import pytest
@@ -181,6 +182,55 @@ def test_latency_percentiles_per_service(clock: Clock, routes: Routes) -> None:
     assert 90 <= latency["Site.onHome"]["p99"] <= 100
     assert 30 <= latency["Site.onPage"]["p50"] <= 50
     assert latency["Site.onPage"]["p99"] <= 50
+
+
+def test_repeated_and_changing_responses_count_under_their_own_keys(
+    clock: Clock, routes: Routes
+) -> None:
+    # The hot path keeps each route's last counter at hand: responses that
+    # change method, status or latency bucket (on a bound exactly, too) and
+    # methods that are equal strings but not the same object all land right.
+    from bisect import bisect_right
+
+    from dibble.stats._model import BOUNDS
+
+    collector = new_collector(clock)
+    home, page = routes("/"), routes("/page")
+    patch = "".join(["PAT", "CH"])  # equal to "PATCH", another object each time
+    latencies = [0.0, BOUNDS[0] / 2, BOUNDS[0], BOUNDS[1], BOUNDS[-1], BOUNDS[-1] * 2]
+    expected: dict[tuple[str, str, int, int], list[int]] = {}
+    for i in range(300):
+        route = home if i % 7 else page
+        method = ("GET", "GET", "POST", patch + "")[i % 4]
+        status = 200 if i % 5 else 404
+        elapsed = latencies[(i // 3) % len(latencies)]
+        size = i % 11
+        collector.response(
+            None, make_request(route, method=method, started=clock.now - elapsed), status, size
+        )
+        name = "Site.onHome" if route is home else "Site.onPage"
+        key = (name, method, status, bisect_right(BOUNDS, clock.now - (clock.now - elapsed)))
+        entry = expected.setdefault(key, [0, 0])
+        entry[0] += 1
+        entry[1] += size
+    edge = routes("/page")
+    for bound in BOUNDS:  # the latest latency under each bound, then the first not under
+        on = clock.now - bound
+        while clock.now - on < bound:
+            on = math.nextafter(on, -math.inf)
+        while clock.now - math.nextafter(on, math.inf) >= bound:
+            on = math.nextafter(on, math.inf)
+        for started in (math.nextafter(on, math.inf), on):
+            collector.response(None, make_request(edge, started=started), 201, 1)
+            key = ("Site.onPage", "GET", 201, bisect_right(BOUNDS, clock.now - started))
+            expected.setdefault(key, [0, 0])[0] += 1
+            expected[key][1] += 1
+    counted: dict[tuple[str, str, int, int], list[int]] = {}
+    for _, day in collector.take():
+        for (name, method, status, bot, user, _, bucket), entry in day.entries():
+            assert (bot, user) == (False, None)
+            counted[name, method, status, bucket] = entry
+    assert counted == expected
 
 
 def test_static_files_are_files_served(clock: Clock, tmp_path: pytest.TempPathFactory) -> None:

@@ -8,7 +8,9 @@ values to a bounded buffer that the log's writer thread empties.
 
 The common response (anonymous, not a bot) is counted in its route's own
 dict under ``(method, status, latency bucket)``: the route is found by
-identity (one dict lookup) and the key is a short tuple.  Its request-log
+identity (one dict lookup), and when the response is counted where the
+route's last one was (the same method object and status, a latency within
+that bucket's bounds) no key is made at all (``RouteCounts.entry_for``).  Its request-log
 row, when it has no arguments, is five values added to the end of a flat
 list (``plain_rows``): no tuple per row for the garbage collector to visit
 while it waits, and the writer takes the list's columns with slices.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import re
 import time
 from bisect import bisect_right
@@ -122,15 +125,41 @@ class RouteInfo(NamedTuple):
 
 
 class RouteCounts:
-    """One day's counts of one route's anonymous, non-bot responses."""
+    """One day's counts of one route's anonymous, non-bot responses.
 
-    __slots__ = ("counts", "guarded", "name")
+    The counter the last response went to is kept at hand with what it
+    counts (method, status, the latency bucket's bounds): a route's
+    responses mostly repeat the last one's, and then the hot path compares
+    instead of making, hashing and looking up a key.
+    """
+
+    __slots__ = ("counts", "entry", "guarded", "high", "low", "method", "name", "status")
 
     def __init__(self, name: str, guarded: bool) -> None:
         self.name = name
         self.guarded = guarded
         #: (method, status, latency bucket) -> [responses, body bytes]
         self.counts: dict[tuple[str, int, int], list[int]] = {}
+        # The last counter: no response matches until one was counted.
+        self.method: str | None = None
+        self.status = 0
+        self.low = math.inf
+        self.high = -math.inf
+        self.entry: list[int] = []
+
+    def entry_for(self, method: str, status: int, elapsed: float) -> list[int]:
+        """The counter of ``(method, status, bucket of elapsed)``, made the last one."""
+        bucket = bisect_right(BOUNDS, elapsed)
+        key = (method, status, bucket)
+        entry = self.counts.get(key)
+        if entry is None:
+            entry = self.counts[key] = [0, 0]
+        self.method = method
+        self.status = status
+        self.low = BOUNDS[bucket - 1] if bucket else -math.inf
+        self.high = BOUNDS[bucket] if bucket < len(BOUNDS) else math.inf
+        self.entry = entry
+        return entry
 
 
 class DayCounts:
@@ -195,7 +224,6 @@ class Collector:
         "_past",
         "_performance",
         "_rdns",
-        "_slow",
         "clock",
         "counting",
         "current",
@@ -243,7 +271,6 @@ class Collector:
         self.offset = wall() - clock()
         self.day = datetime.date.min
         self.current = DayCounts()
-        self._by_route = self.current.by_route
         self._keys = 0
         self._day_end = float("-inf")
         self._past: list[tuple[datetime.date, DayCounts]] = []
@@ -252,7 +279,6 @@ class Collector:
         self._rdns = detector.reverse_dns
         self._failures: set[str] = set()
         self._performance = False
-        self._slow = False
         self._update()
         self.new_day(clock())
 
@@ -287,8 +313,10 @@ class Collector:
         self._update()
 
     def _update(self) -> None:
-        # The fast path counts and logs; anything more takes the general one.
-        self._slow = self._performance or self._rdns is not None
+        # The fast path counts and logs; anything more takes the general one, which
+        # the fast path's lookup sends every response to when it finds no route.
+        slow = self._performance or self._rdns is not None
+        self._by_route = {} if slow else self.current.by_route
 
     # --- the hot path ---------------------------------------------------------------
 
@@ -303,7 +331,7 @@ class Collector:
             if now >= self._day_end:
                 self.new_day(now)
             counts = self._by_route.get(request.route)
-            if counts is None or self._slow:
+            if counts is None:  # a route seen for the first time, or the slow way on
                 self._response(client, request, status, size, now)
                 return
             agent = None
@@ -319,13 +347,16 @@ class Collector:
                 return
             elapsed = now - request.started
             if self.counting:
-                key = (request.method, status, bisect_right(BOUNDS, elapsed))
-                entry = counts.counts.get(key)
-                if entry is None:
-                    counts.counts[key] = [1, size]
+                if (
+                    request.method is counts.method
+                    and status == counts.status
+                    and counts.low <= elapsed < counts.high
+                ):
+                    entry = counts.entry
                 else:
-                    entry[0] += 1
-                    entry[1] += size
+                    entry = counts.entry_for(request.method, status, elapsed)
+                entry[0] += 1
+                entry[1] += size
             rows = self.plain_rows
             if rows is not None:
                 target = request.target
@@ -383,7 +414,7 @@ class Collector:
     ) -> None:
         """Everything ``response`` leaves out of its fast path (same result, slower)."""
         route = request.route
-        counts = self._by_route.get(route)
+        counts = self.current.by_route.get(route)
         if counts is None:
             counts = self._route_counts(route)
         agent = None
@@ -398,19 +429,15 @@ class Collector:
         looked = counts.guarded or request.writer is not None
         identity = self.identity(request) if looked else (None, None, None, None)
         if self.counting:
-            bucket = bisect_right(BOUNDS, elapsed)
             user, project = identity[0], identity[1]
             if bot or user is not None:
+                bucket = bisect_right(BOUNDS, elapsed)
                 key = (counts.name, request.method, status, bot, user, project, bucket)
                 self._count(key, size)
             else:
-                short = (request.method, status, bucket)
-                entry = counts.counts.get(short)
-                if entry is None:
-                    counts.counts[short] = [1, size]
-                else:
-                    entry[0] += 1
-                    entry[1] += size
+                entry = counts.entry_for(request.method, status, elapsed)
+                entry[0] += 1
+                entry[1] += size
         if self.log_rows is not None and (not bot or self.log_bots):
             self._log(request, status, now, elapsed, identity)
         if self._performance:
@@ -585,8 +612,8 @@ class Collector:
 
     def _start_counts(self) -> None:
         self.current = DayCounts()
-        self._by_route = self.current.by_route
         self._keys = 0
+        self._update()
 
     def take(self) -> list[tuple[datetime.date, DayCounts]]:
         """Hand over every counter collected so far, by day, and start afresh.
