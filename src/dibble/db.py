@@ -20,7 +20,11 @@ costs one attribute test more than calling ``sqlite3`` directly.
 The connection is opened in WAL mode with ``synchronous=NORMAL`` (readers
 never wait for the writer; a power cut may lose the last commits, never
 the file) and may be shared by threads: calls are serialised by a lock,
-and ``transaction()`` holds it until the transaction ends.
+and ``transaction()`` holds it until the transaction ends.  A database
+file dibble makes has pages of ``PAGE_SIZE`` (16 KiB) rather than SQLite's
+4 KiB: the request log writes its rows in large batches, which then take a
+quarter of the pages (about a third of the time); a file made before keeps
+its own page size.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_FILE",
+    "PAGE_SIZE",
     "Database",
     "database_path",
     "set_sql_logging",
@@ -53,6 +58,9 @@ sql_log: Final = logging.getLogger("dibble.sql")
 
 #: The database file in the data directory when no ``[database] url`` is configured.
 DATABASE_FILE: Final = "dibble.sqlite3"
+
+#: The page size of a database file dibble makes (SQLite's default is 4,096).
+PAGE_SIZE: Final = 16_384
 
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
@@ -133,6 +141,9 @@ class Database:
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         try:
+            # Only a new, empty file takes it (a database's page size is fixed
+            # once it has tables, and in WAL mode).
+            self._conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error:

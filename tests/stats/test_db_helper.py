@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from dibble.config import parse_config
-from dibble.db import Database, database_path, set_sql_logging, sql_logging, sqlite_path
+from dibble.db import (
+    PAGE_SIZE,
+    Database,
+    database_path,
+    set_sql_logging,
+    sql_logging,
+    sqlite_path,
+)
 
 
 @pytest.fixture
@@ -34,6 +41,26 @@ def test_statements(db: Database) -> None:
     assert db.query("SELECT text FROM notes ORDER BY id") == [("a",), ("b",), ("c",)]
     assert db.query("SELECT text FROM notes WHERE id = :id", {"id": 2}) == [("b",)]
     assert db.query("PRAGMA journal_mode") == [("wal",)]
+
+
+def test_a_new_file_has_larger_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    db = Database(tmp_path / "new.sqlite3")
+    db.script("CREATE TABLE t (x)")
+    assert db.query("PRAGMA page_size") == [(PAGE_SIZE,)]
+    db.close()
+    old = sqlite3.connect(tmp_path / "old.sqlite3")
+    old.execute("PRAGMA page_size=4096")
+    old.execute("CREATE TABLE t (x)")
+    old.execute("INSERT INTO t VALUES ('kept')")
+    old.commit()
+    old.close()
+    db = Database(tmp_path / "old.sqlite3")
+    assert db.query("PRAGMA page_size") == [(4096,)]
+    assert db.query("PRAGMA journal_mode") == [("wal",)]
+    db.execute("INSERT INTO t VALUES ('added')")
+    assert db.query("SELECT x FROM t ORDER BY rowid") == [("kept",), ("added",)]
+    assert db.query("PRAGMA integrity_check") == [("ok",)]
+    db.close()
 
 
 def test_a_transaction_commits_or_rolls_back(db: Database) -> None:
