@@ -10,10 +10,11 @@ The common response (anonymous, not a bot) is counted in its route's own
 dict under ``(method, status, latency bucket)``: the route is found by
 identity (one dict lookup), and when the response is counted where the
 route's last one was (the same method object and status, a latency within
-that bucket's bounds) no key is made at all (``RouteCounts.entry_for``).  Its request-log
-row, when it has no arguments, is five values added to the end of a flat
-list (``plain_rows``): no tuple per row for the garbage collector to visit
-while it waits, and the writer takes the list's columns with slices.
+that bucket's bounds) no key is made at all (``RouteCounts.entry_for``).
+Its request-log row, when it has no arguments, is five values added to the
+end of a flat list (``plain_rows``): no tuple per row for the garbage
+collector to visit while it waits, and the writer takes the list's columns
+with slices.
 Responses of bots and of known users, and everything when the performance
 log or reverse DNS is on, take ``_response``: the same result, more slowly.
 A flush flattens everything into increments (``DayCounts.entries``).
