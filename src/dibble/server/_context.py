@@ -26,6 +26,31 @@ from ._protocol import Application
 error_log: Final = logging.getLogger("dibble.error")
 server_log: Final = logging.getLogger("dibble.server")
 
+#: The cyclic collector's first threshold while serving: a young-generation
+#: collection after this many more container objects made than freed
+#: (CPython's default is 700; 2,000 from 3.13).
+GC_THRESHOLD: Final = 10_000
+
+# The thresholds as they were when dibble was imported: a program that sets its
+# own after that keeps them.
+_imported_thresholds: Final = gc.get_threshold()
+
+
+def relax_gc() -> None:
+    """Raise the collector's first threshold to ``GC_THRESHOLD`` if it is still
+    the interpreter's default (not 0: automatic collection off).
+
+    At 700, requests that wait for their store (a Redis session, say) are
+    alive at nearly every young collection, which walks them and moves them
+    to an older generation: about 5% of the server's CPU with sessions in
+    Redis.  With 10,000 most of them are answered and freed before the next
+    one (0.3%).  A young collection walks only what is still alive, so its
+    pauses grow with what a program keeps, not with what it makes and frees.
+    """
+    first, *older = gc.get_threshold()
+    if gc.get_threshold() == _imported_thresholds and 0 < first < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, *older)
+
 
 class Site(Protocol):
     """What a context needs from a server object (``dibble.HTTPServer``)."""
@@ -114,6 +139,7 @@ class Context:
         # full collection walks only what requests create, not the whole
         # program (a pause of tens of milliseconds otherwise).
         gc.freeze()
+        relax_gc()
         self._ready.set()
         if launch_browser and self.listeners:
             host, port = self.listeners[0].addresses[0]
