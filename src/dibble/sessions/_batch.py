@@ -45,11 +45,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ..app import HTTPError, Pending, Request
-from ._store import StoreBusy, StoreError
+from ._store import LoadItem, SaveItem, StoreBusy, StoreError
 
 if TYPE_CHECKING:
     from ._pool import SessionPool
-    from ._store import Changes, Loaded
+    from ._store import Loaded
 
 __all__ = ["Batcher", "SessionPreparation"]
 
@@ -60,9 +60,6 @@ A = TypeVar("A")
 
 #: Takes a request's results (and may raise: the request then fails with it).
 Apply = Callable[[list[T]], None]
-
-LoadItem = tuple[str, str, float]
-SaveItem = tuple[str, str, "Changes", float, float]
 
 
 class _Queue(Generic[A, T]):

@@ -33,11 +33,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from .._redis import redis_client
 from .._urls import without_password
 from ._store import (
+    BatchDone,
     Changes,
     Expired,
     Loaded,
+    LoadItem,
     LoopBatches,
     Record,
+    SaveItem,
     SessionInfo,
     SessionStore,
     StoreError,
@@ -637,12 +640,7 @@ class _LoopBatches:
         scripts = (store._load_many, store._save_many, store._save)
         self.scripts: dict[str, Any] = {script.sha: script.script for script in scripts}
 
-    def batch(
-        self,
-        loads: Sequence[tuple[str, str, float]],
-        saves: Sequence[tuple[str, str, Changes, float, float]],
-        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
-    ) -> None:
+    def batch(self, loads: Sequence[LoadItem], saves: Sequence[SaveItem], done: BatchDone) -> None:
         """Run ``loads`` and ``saves``; ``done(loaded, saved)`` gets each part's results
         (or the ``StoreError`` it failed with), on the loop."""
         _Batch(self, loads, saves, done).send()
@@ -663,9 +661,9 @@ class _Batch:
     def __init__(
         self,
         batches: _LoopBatches,
-        loads: Sequence[tuple[str, str, float]],
-        saves: Sequence[tuple[str, str, Changes, float, float]],
-        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
+        loads: Sequence[LoadItem],
+        saves: Sequence[SaveItem],
+        done: BatchDone,
     ) -> None:
         self.batches = batches
         self.loads = loads

@@ -40,11 +40,14 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 
 __all__ = [
+    "BatchDone",
     "Changes",
     "Expired",
+    "LoadItem",
     "Loaded",
     "LoopBatches",
     "Record",
+    "SaveItem",
     "SessionInfo",
     "SessionStore",
     "StoreBusy",
@@ -132,15 +135,18 @@ class SessionInfo:
     services: tuple[str, ...]
 
 
+#: A load in a batch: (session id, service, now).
+LoadItem = tuple[str, str, float]
+#: A save in a batch: (session id, service, changes, now, expires).
+SaveItem = tuple[str, str, Changes, float, float]
+#: Called with a batch's load results and save results, each a list or the error.
+BatchDone = Callable[[list[Any] | BaseException, list[Any] | BaseException], None]
+
+
 class LoopBatches(Protocol):
     """Runs a batch's loads and saves on the event loop, without blocking it."""
 
-    def batch(
-        self,
-        loads: Sequence[tuple[str, str, float]],
-        saves: Sequence[tuple[str, str, Changes, float, float]],
-        done: Callable[[list[Any] | BaseException, list[Any] | BaseException], None],
-    ) -> None:
+    def batch(self, loads: Sequence[LoadItem], saves: Sequence[SaveItem], done: BatchDone) -> None:
         """Start them; ``done(loaded, saved)`` is called on the loop with each part's
         results (as ``load_many``/``save_many`` return them) or its ``StoreError``."""
 
