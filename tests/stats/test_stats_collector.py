@@ -188,28 +188,27 @@ def test_repeated_and_changing_responses_count_under_their_own_keys(
     clock: Clock, routes: Routes
 ) -> None:
     # The hot path keeps each route's last counter at hand: responses that
-    # change method, status or latency bucket (on a bound exactly, too) and
-    # methods that are equal strings but not the same object all land right.
+    # change method, status or latency bucket (either side of each bound,
+    # below) and methods that are equal strings but not the same object all
+    # land right.
     from bisect import bisect_right
 
     from dibble.stats._model import BOUNDS
 
     collector = new_collector(clock)
     home, page = routes("/"), routes("/page")
-    patch = "".join(["PAT", "CH"])  # equal to "PATCH", another object each time
     latencies = [0.0, BOUNDS[0] / 2, BOUNDS[0], BOUNDS[1], BOUNDS[-1], BOUNDS[-1] * 2]
     expected: dict[tuple[str, str, int, int], list[int]] = {}
     for i in range(300):
         route = home if i % 7 else page
-        method = ("GET", "GET", "POST", patch + "")[i % 4]
+        # "PATCH" made anew each time: equal, never the same object.
+        method = ("GET", "GET", "POST", "".join(["PAT", "CH"]))[i % 4]
         status = 200 if i % 5 else 404
-        elapsed = latencies[(i // 3) % len(latencies)]
+        started = clock.now - latencies[(i // 3) % len(latencies)]
         size = i % 11
-        collector.response(
-            None, make_request(route, method=method, started=clock.now - elapsed), status, size
-        )
+        collector.response(None, make_request(route, method=method, started=started), status, size)
         name = "Site.onHome" if route is home else "Site.onPage"
-        key = (name, method, status, bisect_right(BOUNDS, clock.now - (clock.now - elapsed)))
+        key = (name, method, status, bisect_right(BOUNDS, clock.now - started))
         entry = expected.setdefault(key, [0, 0])
         entry[0] += 1
         entry[1] += size
