@@ -47,8 +47,9 @@ def relax_gc() -> None:
     one (0.3%).  A young collection walks only what is still alive, so its
     pauses grow with what a program keeps, not with what it makes and frees.
     """
-    first, *older = gc.get_threshold()
-    if gc.get_threshold() == _imported_thresholds and 0 < first < GC_THRESHOLD:
+    thresholds = gc.get_threshold()
+    first, *older = thresholds
+    if thresholds == _imported_thresholds and 0 < first < GC_THRESHOLD:
         gc.set_threshold(GC_THRESHOLD, *older)
 
 
