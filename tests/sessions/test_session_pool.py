@@ -29,6 +29,7 @@ from dibble.sessions import (
     service_name,
     valid_session_id,
 )
+from dibble.sessions._session import valid_key
 from dibble.testing import TestClient, TestResponse
 
 Make = Callable[..., TestClient]
@@ -565,3 +566,17 @@ def test_without_a_data_directory_the_default_pool_is_in_memory(
         assert c.server.sessions is not None
         assert "MemoryStore" in type(c.server.sessions.store).__name__
     assert "sessions are kept in memory" in caplog.text
+
+
+def test_keys_no_store_can_hold_are_refused_where_they_are_set(make: Make) -> None:
+    client = make()
+    response = client.get("/set?key=%00&value=1")
+    assert response.status == 500
+    assert "without NUL" in response.text
+    assert client.get("/set?key=%E2%98%83&value=1").text == "set"  # a snowman is fine
+    assert client.get("/all").json() == {"\u2603": 1}
+    # Arguments decode bad UTF-8 to U+FFFD, but bytes decoded elsewhere with
+    # surrogateescape leave lone surrogates, which no store can write.
+    with pytest.raises(ValueError, match="lone surrogate"):
+        valid_key("name\udc80")
+    assert valid_key("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"

@@ -23,7 +23,7 @@ import pytest
 
 import dibble
 from dibble.app import PREPARED
-from dibble.sessions import RedisStore, SessionPool, StoreError
+from dibble.sessions import Changes, RedisStore, SessionPool, StoreError, new_session_id
 from dibble.sessions._redisloop import LoopClient, RedisAddress
 from dibble.testing import TestClient
 
@@ -91,6 +91,62 @@ def test_without_on_loop_batches_go_through_the_io_thread(
     assert client.server.sessions is not None
     assert client.server.sessions._io is not None
     assert store._loops == {}
+    store.close()
+
+
+def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    now = time.time()
+    odd, many = new_session_id(), new_session_id()
+    for sid in (odd, many):
+        store.create(sid, now, now + 3600)
+    key = 'k:\u00e9 "quoted" back\\slash \U0001f600'
+    service = "svc\x00with a NUL"
+    keys = {f"key{i}": str(i) for i in range(3000)}
+
+    async def batch(loads: list[Any], saves: list[Any]) -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        batches = store.loop_batches(loop)
+        assert batches is not None
+        done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        batches.batch(loads, saves, lambda loaded, saved: done.set_result((loaded, saved)))
+        try:
+            return await done
+        finally:
+            store.release_loop(loop)
+
+    saves = [
+        (odd, service, Changes({key: '"v:\\u0000"'}), now, now + 3600),
+        (many, "svc", Changes(keys), now, now + 3600),
+        (new_session_id(), "svc", Changes({"a": "1"}), now, now + 3600),  # never made
+    ]
+    assert asyncio.run(batch([], saves)) == ([], [True, True, False])
+    loaded, saved = asyncio.run(batch([(odd, service, now), (many, "svc", now)], []))
+    assert saved == []
+    assert loaded[0].record.values == {key: '"v:\\u0000"'}
+    assert loaded[1].record.values == keys
+    store.flush()
+    store.close()
+
+
+def test_a_batch_that_cannot_be_sent_fails_its_requests_and_the_next_goes_out(
+    redis_url: str, counting: Callable[[RedisStore], TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    client = counting(store)
+    assert counts(client, 2) == ["1", "2"]  # prepared from now on
+    real = store._save_many_args
+
+    def broken(items: Any) -> Any:
+        monkeypatch.setattr(store, "_save_many_args", real)  # once
+        raise RuntimeError("cannot pack this batch")
+
+    monkeypatch.setattr(store, "_save_many_args", broken)
+    failed = client.get("/count")
+    assert failed.status == 500
+    # The batcher is not left waiting for a reply that never comes.
+    assert counts(client, 2) == ["3", "4"]
+    store.flush()
     store.close()
 
 

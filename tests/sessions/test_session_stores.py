@@ -271,3 +271,28 @@ def test_keys_and_values_with_odd_characters(store: SessionStore) -> None:
     loaded = store.load(sid, service, NOW)
     assert loaded is not None and loaded.record is not None
     assert loaded.record.values == {key: '"v:\\u0000"'}
+
+
+def test_a_batch_of_saves_with_odd_characters_and_many_keys(store: SessionStore) -> None:
+    # A batch is written as one text per store call (Redis: one JSON argument for
+    # every save): quotes, backslashes, NULs, emoji and size must all survive.
+    odd, many, gone = fresh(store), fresh(store), new_session_id()
+    key = 'k:\u00e9 "quoted" back\\slash \U0001f600'
+    service = "svc\x00with a NUL"
+    keys = {f"key{i}": str(i) for i in range(3000)}
+    saved = store.save_many(
+        [
+            (odd, service, Changes({key: '"v:\\u0000"'}), NOW, NOW + HOUR),
+            (many, "svc", Changes(keys), NOW, NOW + HOUR),
+            (gone, "svc", Changes({"a": "1"}), NOW, NOW + HOUR),  # never made
+            (odd, service, Changes({}, frozenset({key}), False), NOW + 1, NOW + HOUR),
+            (odd, service, Changes({"after": "2"}), NOW + 2, NOW + HOUR),
+        ]
+    )
+    assert saved == [True, True, False, True, True]
+    loaded = store.load_many([(odd, service, NOW + 3), (many, "svc", NOW + 3), (gone, "svc", NOW)])
+    assert loaded[0] is not None and loaded[0].record is not None
+    assert loaded[0].record.values == {"after": "2"}
+    assert loaded[1] is not None and loaded[1].record is not None
+    assert loaded[1].record.values == keys
+    assert loaded[2] is None

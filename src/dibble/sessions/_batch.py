@@ -129,11 +129,14 @@ class Batcher:
             if down is not None:
                 self._landed(down, down, loads, saves)
                 return
-            self.on_loop.batch(
-                loads.items,
-                saves.items,
-                lambda loaded, saved: self._landed(loaded, saved, loads, saves),
-            )
+            try:
+                self.on_loop.batch(
+                    loads.items,
+                    saves.items,
+                    lambda loaded, saved: self._landed(loaded, saved, loads, saves),
+                )
+            except Exception as exc:  # it could not be sent (a bug): its requests fail
+                self._landed(exc, exc, loads, saves)
             return
         # In the I/O thread, which may wait; what arrives meanwhile waits too.
         work = pool.io_thread().submit(_execute, pool, loads.items, saves.items)

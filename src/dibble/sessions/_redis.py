@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -55,8 +56,6 @@ T = TypeVar("T")
 
 #: Redis keeps a key this long after it expired, for cleanup to find it.
 GRACE_SECONDS: Final = 86400.0
-#: A save with more arguments than this is not put in a batch's script.
-_MAX_SCRIPT_ARGS: Final = 2000
 #: A save moves the keys' Redis expiries and the cleanup index only when the
 #: session's expiry passed them by this much (see _SAVE); less than the grace.
 INDEX_SLACK: Final = 3600.0
@@ -168,18 +167,24 @@ _SAVE_FUNCTION: Final = (
 _SAVE: Final = _SAVE_FUNCTION + "return save(KEYS, ARGV)\n"
 
 # Many saves in one script: one reply for a batch instead of one per request.
-# KEYS: the expiry set, then the id hash and record hash of each save; ARGV:
-# for each save the number of its arguments, then those (as for _SAVE).
-# Each reply is 1, or 0 when the id was gone.
+# KEYS: the expiry set.  ARGV[1]: the key prefix; ARGV[2]: the saves as one
+# JSON array (see ``_save_fields``), each an array of texts: the id, the
+# service, ARGV[1] to ARGV[3] of _SAVE, then ARGV[7] on.  The keys and the
+# expiry set's members (ARGV[4] and ARGV[5]) are made here.  One argument
+# for the batch, not a dozen per save: packing each argument cost the server
+# more than anything else a batch does, and decoding JSON costs Redis about
+# what parsing the arguments did.  Each reply is 1, or 0 when the id was gone.
 _SAVE_MANY: Final = (
     _SAVE_FUNCTION
     + r"""
+local prefix = ARGV[1]
 local out = {}
-local a = 1
-for k = 2, #KEYS, 2 do
-  local n = tonumber(ARGV[a])
-  out[#out + 1] = save({KEYS[k], KEYS[k + 1], KEYS[1]}, {unpack(ARGV, a + 1, a + n)}) or 0
-  a = a + n + 1
+for _, f in ipairs(cjson.decode(ARGV[2])) do
+  local sid, service = f[1], f[2]
+  local A = {f[3], f[4], f[5], 'i\0' .. sid, 'd\0' .. sid .. '\0' .. service, service}
+  for i = 6, #f do A[i + 1] = f[i] end
+  local K = {prefix .. 'i:' .. sid, prefix .. 'd:' .. sid .. ':' .. service, KEYS[1]}
+  out[#out + 1] = save(K, A) or 0
 end
 return out
 """
@@ -384,7 +389,7 @@ class RedisStore(SessionStore):
         return [
             _seconds(now),
             _seconds(expires),
-            int((expires + GRACE_SECONDS) * 1000),
+            _expiry_ms(expires),
             f"i\x00{sid}",
             f"d\x00{sid}\x00{service}",
             service,
@@ -484,31 +489,16 @@ class RedisStore(SessionStore):
         args += changes.deleted
         return args
 
-    def _save_many_args(
-        self, items: Sequence[tuple[str, str, Changes, float, float]]
-    ) -> tuple[list[str], list[Any]] | None:
-        """The keys and arguments of ``_SAVE_MANY`` for ``items``; None if one is too big."""
-        keys: list[str] = [self._expiry]
-        args: list[Any] = []
-        prefix = self.prefix
-        for item in items:
-            item_args = self._save_args(*item)
-            if len(item_args) > _MAX_SCRIPT_ARGS:  # Lua's unpack has its limits
-                return None
-            sid, service = item[0], item[1]
-            keys += (f"{prefix}i:{sid}", f"{prefix}d:{sid}:{service}")
-            args.append(len(item_args))
-            args += item_args
-        return keys, args
+    def _save_many_args(self, items: Sequence[SaveItem]) -> list[str]:
+        """The arguments of ``_SAVE_MANY`` for ``items`` (its one key is the expiry set)."""
+        return [self.prefix, _BATCH_JSON([_save_fields(*item) for item in items])]
 
-    def save_many(self, items: Sequence[tuple[str, str, Changes, float, float]]) -> list[bool]:
+    def save_many(self, items: Sequence[SaveItem]) -> list[bool]:
         # One script for the batch: each save in it is applied on its own
         # terms (the merge rule), and the batch is atomic besides.
-        batch = self._save_many_args(items)
-        if batch is None:
-            return [self.save(*item) for item in items]
+        args = self._save_many_args(items)
         with self._calling():
-            replies = self._script(self._save_many, *batch)
+            replies = self._script(self._save_many, [self._expiry], args)
         return [reply == 1 for reply in replies]
 
     # --- batches on the event loop ----------------------------------------------------
@@ -637,7 +627,7 @@ class _LoopBatches:
         self.store = store
         self.client = client
         #: The batch scripts' texts by their SHA1s (for ``NOSCRIPT``).
-        scripts = (store._load_many, store._save_many, store._save)
+        scripts = (store._load_many, store._save_many)
         self.scripts: dict[str, Any] = {script.sha: script.script for script in scripts}
 
     def batch(self, loads: Sequence[LoadItem], saves: Sequence[SaveItem], done: BatchDone) -> None:
@@ -656,7 +646,7 @@ class _Batch:
     cycle, and would keep each batch's requests for the garbage collector.)
     """
 
-    __slots__ = ("batches", "commands", "done", "loads", "replies", "saves", "saving")
+    __slots__ = ("batches", "commands", "done", "loads", "replies", "saves")
 
     def __init__(
         self,
@@ -675,17 +665,9 @@ class _Batch:
         if loads:
             keys = store._load_keys(loads)
             commands.append(("EVALSHA", store._load_many.sha, len(keys), *keys))
-        self.saving: tuple[list[str], list[Any]] | None = None
         if saves:
-            self.saving = store._save_many_args(saves)
-            if self.saving is None:  # too big for one script: a script call each
-                for item in saves:
-                    keys = store._write_keys(item[0], item[1])
-                    args = store._save_args(*item)
-                    commands.append(("EVALSHA", store._save.sha, len(keys), *keys, *args))
-            else:
-                keys, args = self.saving
-                commands.append(("EVALSHA", store._save_many.sha, len(keys), *keys, *args))
+            args = store._save_many_args(saves)
+            commands.append(("EVALSHA", store._save_many.sha, 1, store._expiry, *args))
         self.commands = commands
 
     def send(self) -> None:
@@ -712,12 +694,9 @@ class _Batch:
             loaded = store._failed(reply) if failed else _loads_text(loads, reply)
         saved: list[Any] | BaseException = []
         if saves:
-            # One _SAVE_MANY reply (a list), or one reply per _SAVE.
-            rest = replies[1:] if loads else replies
-            if self.saving is not None and not isinstance(rest[0], Exception):
-                rest = rest[0]
-            error = next((r for r in rest if isinstance(r, Exception)), None)
-            saved = store._failed(error) if error is not None else [r == 1 for r in rest]
+            reply = replies[-1]  # _SAVE_MANY's: a 1 or 0 per save
+            failed = isinstance(reply, Exception)
+            saved = store._failed(reply) if failed else [r == 1 for r in reply]
         done(loaded, saved)
 
     def _answered_again(self, more: list[Any] | StoreError) -> None:
@@ -789,6 +768,66 @@ def _seconds(t: float) -> str:
 
 _texts: dict[float, str] = {}
 
+#: The counts of keys a save sets or deletes, as text (the common ones).
+_COUNTS: Final = tuple(str(n) for n in range(64))
+
+
+def _save_fields(
+    sid: str, service: str, changes: Changes, now: float, expires: float
+) -> list[str]:
+    """One save's fields as ``_SAVE_MANY`` reads them."""
+    updates = changes.set
+    deleted = changes.deleted
+    sets = len(updates)
+    fields = [
+        sid,
+        service,
+        _seconds(now),
+        _seconds(expires),
+        _expiry_ms(expires),
+        "1" if changes.cleared else "0",
+        "1" if changes else "0",
+        _COUNTS[sets] if sets < 64 else str(sets),
+    ]
+    for pair in updates.items():
+        fields += pair
+    fields.append(_COUNTS[len(deleted)] if len(deleted) < 64 else str(len(deleted)))
+    fields += deleted
+    return fields
+
+
+_BATCH_JSON: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _expiry_ms(expires: float) -> str:
+    """The Redis expiry (ms) of keys whose session expires at ``expires``: a grace later."""
+    text = _ms_texts.get(expires)
+    if text is None:  # the same expiry recurs save after save
+        if len(_ms_texts) >= 4096:
+            _ms_texts.clear()
+        text = _ms_texts[expires] = str(int((expires + GRACE_SECONDS) * 1000))
+    return text
+
+
+_ms_texts: dict[float, str] = {}
+
+
+def _time(text: str) -> float:
+    """A time as Redis holds it (see ``_seconds``), parsed and kept for next time.
+
+    ``float`` of a time costs several times a lookup, and a session's start
+    and expiry are read back request after request.  (A time of 0 is never
+    kept; it parses again, as it should.)
+    """
+    value = float(text)
+    if len(_times) >= 4096:
+        _times.clear()
+    _times[text] = value
+    return value
+
+
+_times: dict[str, float] = {}
+
 
 def _loads(items: Sequence[tuple[str, str, float]], replies: list[Any]) -> list[Loaded | None]:
     """``_LOAD_MANY``'s reply as redis-py gives it (bytes) as the loads of ``items``."""
@@ -813,12 +852,13 @@ def _loads_text(
     loaded: list[Loaded | None] = []
     append = loaded.append
     new = tuple.__new__  # the named tuples' own constructors are Python functions
+    known = _times.get  # the id's expiry, and the record's start and expiry, recur
     pairs = iter(replies)  # the id's expiry, the record's fields; for each item
     for (_, _, now), id_text, flat in zip(items, pairs, pairs, strict=False):
         if id_text is None:
             append(None)
             continue
-        id_expires = float(id_text)
+        id_expires = known(id_text) or _time(id_text)
         if id_expires <= now:
             append(None)
             continue
@@ -828,11 +868,13 @@ def _loads_text(
         fields = iter(flat)
         values = dict(zip(fields, fields, strict=False))  # name, value, name, ...
         pop = values.pop
+        started = pop("\x00started", "0")
+        expires = pop("\x00expires", "0")
         record = (
             values,
-            float(pop("\x00started", 0)),
-            float(pop("\x00modified", 0)),
-            float(pop("\x00expires", 0)),
+            known(started) or _time(started),
+            float(pop("\x00modified", 0)),  # new at every change: not kept
+            known(expires) or _time(expires),
         )
         pop("\x00indexed", None)
         append(new(Loaded, (id_expires, new(Record, record))))

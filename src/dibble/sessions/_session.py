@@ -49,6 +49,14 @@ def valid_key(key: object) -> str:
         raise ValueError(
             f"session key {key[:40]!r} must be 1 to {MAX_KEY_LENGTH} characters without NUL"
         )
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (from bytes that were not UTF-8): no store can hold it.
+            raise ValueError(
+                f"session key {key[:40]!r} is not valid Unicode text (it has a lone surrogate)"
+            ) from None
     return key
 
 
