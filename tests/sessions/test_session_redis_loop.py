@@ -129,6 +129,37 @@ def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> No
     store.close()
 
 
+def test_an_error_reply_to_a_read_fails_the_batch_s_loads(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    now = time.time()
+    good, spoilt = new_session_id(), new_session_id()
+    for sid in (good, spoilt):
+        store.create(sid, now, now + 3600)
+    store._client.delete(f"{store.prefix}i:{spoilt}")
+    store._client.set(f"{store.prefix}i:{spoilt}", "not a hash")  # HGET: WRONGTYPE
+
+    async def load() -> Any:
+        loop = asyncio.get_running_loop()
+        batches = store.loop_batches(loop)
+        assert batches is not None
+        done: asyncio.Future[Any] = loop.create_future()
+        items = [(good, "svc", now), (spoilt, "svc", now)]
+        batches.batch(items, [], lambda loaded, saved: done.set_result(loaded))
+        try:
+            return await done
+        finally:
+            store.release_loop(loop)
+
+    failure = asyncio.run(load())
+    assert isinstance(failure, StoreError) and not failure.unavailable
+    assert "WRONGTYPE" in str(failure)
+    with pytest.raises(StoreError, match="WRONGTYPE"):  # the I/O thread's way too
+        store.load_many([(spoilt, "svc", now)])
+    assert store.load_many([(good, "svc", now)])[0] is not None
+    store.flush()
+    store.close()
+
+
 def test_a_batch_that_cannot_be_sent_fails_its_requests_and_the_next_goes_out(
     redis_url: str, counting: Callable[[RedisStore], TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -139,12 +139,18 @@ class LoopClient:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def call(self, commands: list[tuple[Any, ...]], done: Done) -> None:
-        """Send ``commands`` in one write; ``done`` gets their replies (on the loop)."""
+    def call(
+        self, commands: list[tuple[Any, ...]], done: Done, packed: bytes = b"", count: int = 0
+    ) -> None:
+        """Send ``commands`` in one write; ``done`` gets their replies (on the loop).
+
+        ``packed`` is ``count`` more commands already in RESP, sent first (their
+        replies come first too).
+        """
         if self._closed:
             done(StoreError(f"the session store ({self.description}) is closed"))
             return
-        call = self._call(commands, done)
+        call = self._call(commands, done, packed, count)
         conn = self._conn
         if conn is not None and conn.transport is not None:
             self._send(conn, call)
@@ -200,10 +206,12 @@ class LoopClient:
 
         return self._call(commands, done)
 
-    def _call(self, commands: list[tuple[Any, ...]], done: Done) -> _Call:
-        """``commands`` packed in RESP, due back within the timeout."""
-        payload = b"".join([hiredis.pack_command(command) for command in commands])
-        return _Call(payload, len(commands), done, self.loop.time() + self.timeout)
+    def _call(
+        self, commands: list[tuple[Any, ...]], done: Done, packed: bytes = b"", count: int = 0
+    ) -> _Call:
+        """``commands`` packed in RESP (after ``packed``), due back within the timeout."""
+        payload = b"".join([packed, *[hiredis.pack_command(command) for command in commands]])
+        return _Call(payload, count + len(commands), done, self.loop.time() + self.timeout)
 
     def answered(self, conn: _Connection, call: _Call) -> None:
         if self._timer is not None:
