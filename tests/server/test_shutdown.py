@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,35 @@ def test_signal_ends_dibble_serve_with_status_0(
     assert proc.wait(5) == 0
     _, stderr = proc.communicate(timeout=5)
     assert b"Traceback" not in stderr
+
+
+def test_a_sigterm_while_starting_up_stops_the_server_cleanly() -> None:
+    # The signal comes as the port opens (a process manager, or a script that
+    # waits for the port, may send it that early).  Before dibble's handler was
+    # installed it went to whatever handled SIGTERM before: the default action
+    # in a real process; here a handler of the test's, so a regression shows
+    # as a server that goes on running (stopped by the timer), not a dead run.
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    context = dibble.Context()
+    server = dibble.HTTPServer(("127.0.0.1", 0), context, access_log=False)
+    listening = server.listening
+
+    def listening_then_signalled(listener: Any) -> None:
+        listening(listener)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    server.listening = listening_then_signalled  # type: ignore[method-assign]
+    backstop = threading.Timer(5.0, context.stop)
+    backstop.start()
+    started = time.monotonic()
+    try:
+        context.run()
+    finally:
+        backstop.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert received == []  # dibble's handler had it
+    assert time.monotonic() - started < 4.0  # stopped by the signal, not the timer
 
 
 def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(

@@ -123,36 +123,41 @@ class Context:
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self.listeners = []
-        try:
-            for site in self.sites:
-                listener = Listener(site.application(self.stop), site.config, loop)
-                await listener.start()
-                self.listeners.append(listener)
-                site.listening(listener)
-                for host, port in listener.addresses:
-                    server_log.info("listening on http://%s:%d/", _url_host(host), port)
-        except BaseException:
-            await self._shutdown()
-            raise
+        # Before the first port opens: a SIGTERM sent as soon as it answers (by a
+        # process manager, or a script that waits for the port) stops the
+        # server cleanly instead of killing it by the signal's default action.
         signals = self._install_signal_handlers(loop)
-        # Everything made so far (modules, plugins, compiled templates) lives
-        # as long as the server: move it out of the collector's sight, so a
-        # full collection walks only what requests create, not the whole
-        # program (a pause of tens of milliseconds otherwise).
-        gc.freeze()
-        relax_gc()
-        self._ready.set()
-        if launch_browser and self.listeners:
-            host, port = self.listeners[0].addresses[0]
-            url = f"http://{_url_host(host)}:{port}/"
-            loop.run_in_executor(None, webbrowser.open, url)
         try:
-            if not self._stop_requested:
-                await self._stop_event.wait()
+            try:
+                for site in self.sites:
+                    listener = Listener(site.application(self.stop), site.config, loop)
+                    await listener.start()
+                    self.listeners.append(listener)
+                    site.listening(listener)
+                    for host, port in listener.addresses:
+                        server_log.info("listening on http://%s:%d/", _url_host(host), port)
+            except BaseException:
+                await self._shutdown()
+                raise
+            # Everything made so far (modules, plugins, compiled templates) lives
+            # as long as the server: move it out of the collector's sight, so a
+            # full collection walks only what requests create, not the whole
+            # program (a pause of tens of milliseconds otherwise).
+            gc.freeze()
+            relax_gc()
+            self._ready.set()
+            if launch_browser and self.listeners:
+                host, port = self.listeners[0].addresses[0]
+                url = f"http://{_url_host(host)}:{port}/"
+                loop.run_in_executor(None, webbrowser.open, url)
+            try:
+                if not self._stop_requested:
+                    await self._stop_event.wait()
+            finally:
+                await self._shutdown()
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            await self._shutdown()
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(listener.shutdown() for listener in self.listeners))
