@@ -95,7 +95,8 @@ end
 # value pairs, then the number of keys deleted, then those keys.
 #
 # The common save (a live record, not cleared, a few keys) takes a shorter
-# way: one HSET of the values and the expiry, and the Redis expiries and
+# way: one HSET of the values and the expiry, the id read only when the
+# expiry moves (it can then have to move the id's too), and the Redis expiries and
 # the cleanup index (``\0indexed`` says up to when they reach) moved only
 # when the expiry passed them by ``INDEX_SLACK`` seconds.  Cleanup checks
 # the real expiry of what the index hands it, and keys live a day past
@@ -109,8 +110,14 @@ if ARGV[7] ~= '1' and sets <= 64 and deleted <= 64 then
   local now = tonumber(ARGV[1])
   local meta = redis.call('HMGET', KEYS[2], '\0expires', '\0indexed')
   if meta[1] and tonumber(meta[1]) > now then
-    local idexp = redis.call('HGET', KEYS[1], 'expires')
-    if not idexp or tonumber(idexp) <= now then return nil end
+    -- An id outlives each of its live records (whatever extends a record
+    -- extends the id to match, and a logout deletes both), so a save that
+    -- leaves the expiry where it was, the common one, needs no look at the id.
+    local idexp = false
+    if meta[1] ~= ARGV[2] then
+      idexp = redis.call('HGET', KEYS[1], 'expires')
+      if not idexp or tonumber(idexp) <= now then return nil end
+    end
     local fields = {'\0expires', ARGV[2]}
     if ARGV[8] == '1' then
       fields[3] = '\0modified'
@@ -122,7 +129,9 @@ if ARGV[7] ~= '1' and sets <= 64 and deleted <= 64 then
       redis.call('HDEL', KEYS[2], unpack(ARGV, 11 + 2 * sets, 10 + 2 * sets + deleted))
     end
     local expires = tonumber(ARGV[2])
-    if expires > tonumber(idexp) then redis.call('HSET', KEYS[1], 'expires', ARGV[2]) end
+    if idexp and expires > tonumber(idexp) then
+      redis.call('HSET', KEYS[1], 'expires', ARGV[2])
+    end
     if not meta[2] or expires - tonumber(meta[2]) >= """
     + f"{INDEX_SLACK:g}"
     + r""" then
