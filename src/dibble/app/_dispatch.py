@@ -22,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from time import perf_counter
 from typing import Any, Final
 
@@ -220,7 +221,7 @@ class Dispatcher:
         if waiting is None:
             self._call_prepared(request, route, None)
         else:
-            waiting.then(lambda error: self._call_prepared(request, route, error))
+            waiting.then(partial(self._call_prepared, request, route))
 
     def _call_prepared(self, request: Request, route: Route, error: BaseException | None) -> None:
         if error is not None:
@@ -244,7 +245,7 @@ class Dispatcher:
         if waiting is None:
             self._respond(request, result)
         else:
-            waiting.then(lambda error: self._prepared_done(request, result, error))
+            waiting.then(partial(self._prepared_done, request, result))
 
     def _prepared_done(self, request: Request, result: Any, error: BaseException | None) -> None:
         if error is not None:

@@ -413,6 +413,7 @@ class RequestSessions:
     """One request's sessions: the id, the services' data, the cookie to send."""
 
     __slots__ = (
+        "_batch",
         "_checked",
         "auth_cache",
         "closed",
@@ -443,6 +444,8 @@ class RequestSessions:
         #: Set once this request's changes were stored (or there were none).
         self.saved = False
         self._checked = False
+        # What a batched load or save needs back when its results come.
+        self._batch: Any = None
         #: What ``dibble.auth`` found out about the user, for this request.
         self.auth_cache: object = None
 
@@ -542,7 +545,11 @@ class RequestSessions:
             return None  # no session: nothing to load, the methlet starts empty ones
         pool = self.pool
         now = pool.clock()
-        items = [(candidate, service, now) for service, _ in services]
+        if len(services) == 1:  # (most routes use one service)
+            items = [(candidate, services[0][0], now)]
+        else:
+            items = [(candidate, service, now) for service, _ in services]
+        self._batch = (candidate, services, now)
         if pool.store.in_loop:
             # A local store reads without waiting: no batch, no wait.
             try:
@@ -550,21 +557,17 @@ class RequestSessions:
             except StoreBusy:
                 pass
             else:
-                self._preloaded(candidate, services, results, now)
+                self._preloaded(results)
                 return None
-        return pool.batcher(self.request).load(
-            items, lambda results: self._preloaded(candidate, services, results, now)
-        )
+        return pool.batcher(self.request).load(items, self._preloaded)
 
-    def _preloaded(
-        self,
-        candidate: str,
-        services: list[tuple[str, float | None]],
-        results: list[Loaded | None],
-        now: float,
-    ) -> None:
+    def _preloaded(self, results: list[Loaded | None]) -> None:
+        """The results of ``preload``'s loads (one for each of its services)."""
+        candidate, services, now = self._batch
+        self._batch = None
         self._adopt(candidate, results[0])
-        for (service, life), loaded in zip(services, results, strict=True):
+        # (The batch hands back as many results as there were loads.)
+        for (service, life), loaded in zip(services, results):  # noqa: B905
             if service not in self.sessions:
                 span = self.pool.lifetime_for(service, life)
                 self._open(service, span, loaded if self.sid is not None else None, now)
@@ -628,7 +631,7 @@ class RequestSessions:
         work: list[tuple[Session, Changes]] = []
         for session in self.sessions.values():
             changes = session.changes()
-            if not changes:
+            if changes is NO_CHANGES:  # (changes() answers nothing with this one)
                 if not session.stale or self.sid is None:
                     continue
                 changes = NO_CHANGES
@@ -699,12 +702,16 @@ class RequestSessions:
             (sid, session.service, changes, now, self._expires(session, now))
             for session, changes in work
         ]
+        self._batch = (work, items)
+        return pool.batcher(self.request).save(items, self._saved)
 
-        def saved(results: list[bool]) -> None:
-            for (session, changes), stored, item in zip(work, results, items, strict=True):
-                self._stored(session, changes, stored, now, item[4])
-
-        return pool.batcher(self.request).save(items, saved)
+    def _saved(self, results: list[bool]) -> None:
+        """The results of ``save_batched``'s saves (one for each)."""
+        work, items = self._batch
+        self._batch = None
+        # (The batch hands back as many results as there were saves.)
+        for (session, changes), stored, item in zip(work, results, items):  # noqa: B905
+            self._stored(session, changes, stored, item[3], item[4])
 
     def before_head(self, headers: list[tuple[str, str]]) -> None:
         """Save, then add the cookie and caching fields to ``headers`` (a head hook)."""

@@ -801,7 +801,7 @@ def _save_fields(
         _seconds(expires),
         _expiry_ms(expires),
         "1" if changes.cleared else "0",
-        "1" if changes else "0",
+        "1" if sets or deleted or changes.cleared else "0",  # (bool(changes), inline)
         _COUNTS[sets] if sets < 64 else str(sets),
     ]
     for pair in updates.items():

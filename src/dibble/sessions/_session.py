@@ -246,7 +246,8 @@ class Session(MutableMapping[str, Any]):
     # --- what the pool uses -----------------------------------------------------------
 
     def changes(self) -> Changes:
-        """What this request changed, with in-place changes to read values found."""
+        """What this request changed, with in-place changes to read values found;
+        ``NO_CHANGES`` itself when nothing changed."""
         updates: dict[str, str] = {}
         changed = self._set
         encoded = self._encoded
@@ -292,7 +293,7 @@ class Session(MutableMapping[str, Any]):
         """Record that ``changes`` were stored."""
         if self.date_started is None:
             self.date_started = now
-        if changes:
+        if changes.set or changes.deleted or changes.cleared:  # (bool(changes), inline)
             self.date_modified = now
         self.expires = expires
         if changes.set:
