@@ -191,9 +191,11 @@ class Redis:
         self.process.wait(10)
 
 
-def start(cell: Cell, env: Env, store: str | None) -> servers.Running:
+def start(
+    cell: Cell, env: Env, store: str | None, extra_env: dict[str, str] | None = None
+) -> servers.Running:
     extra = {"DIBBLE_BENCH_STORE": store} if store else {}
-    running = servers.spawn(cell.server, env, extra_env=extra)
+    running = servers.spawn(cell.server, env, extra_env={**extra, **(extra_env or {})})
     deadline = time.monotonic() + 30
     while True:
         if running.process.poll() is not None:
