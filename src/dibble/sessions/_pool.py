@@ -872,7 +872,17 @@ def default_pool(server: HTTPServer) -> SessionPool:
 
 def session_for(request: Request, owner: Any) -> Session:
     """The session data of ``owner`` (a plugin or page) for ``request``."""
-    return sessions_of(request).get(service_name(owner), getattr(owner, "session_lifetime", None))
+    service = service_name(owner)
+    state: RequestSessions | None = request.session_state
+    if state is not None:
+        # Loaded already (a prepared route loads before the methlet runs).
+        session = state.sessions.get(service)
+        if session is not None:
+            state.read = True
+            return session
+    else:
+        state = sessions_of(request)
+    return state.get(service, getattr(owner, "session_lifetime", None))
 
 
 def sessions_of(request: Request) -> RequestSessions:
