@@ -458,6 +458,7 @@ class RequestSessions:
         """
         self.closed = True
         self.sessions = {}
+        self._batch = None
         self.request.session_state = None
 
     def check_open(self) -> None:
