@@ -94,17 +94,10 @@ def test_without_on_loop_batches_go_through_the_io_thread(
     store.close()
 
 
-def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> None:
-    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
-    now = time.time()
-    odd, many = new_session_id(), new_session_id()
-    for sid in (odd, many):
-        store.create(sid, now, now + 3600)
-    key = 'k:\u00e9 "quoted" back\\slash \U0001f600'
-    service = "svc\x00with a NUL"
-    keys = {f"key{i}": str(i) for i in range(3000)}
+def run_batch(store: RedisStore, loads: list[Any], saves: list[Any]) -> tuple[Any, Any]:
+    """One batch on a loop's own connection: what its loads and saves came back as."""
 
-    async def batch(loads: list[Any], saves: list[Any]) -> tuple[Any, Any]:
+    async def batch() -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
         batches = store.loop_batches(loop)
         assert batches is not None
@@ -115,13 +108,31 @@ def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> No
         finally:
             store.release_loop(loop)
 
+    return asyncio.run(batch())
+
+
+def store_with_sessions(redis_url: str, count: int) -> tuple[RedisStore, float, list[str]]:
+    """A store under a prefix of its own, the time, and ``count`` live session ids."""
+    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
+    now = time.time()
+    sids = [new_session_id() for _ in range(count)]
+    for sid in sids:
+        store.create(sid, now, now + 3600)
+    return store, now, sids
+
+
+def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> None:
+    store, now, (odd, many) = store_with_sessions(redis_url, 2)
+    key = 'k:\u00e9 "quoted" back\\slash \U0001f600'
+    service = "svc\x00with a NUL"
+    keys = {f"key{i}": str(i) for i in range(3000)}
     saves = [
         (odd, service, Changes({key: '"v:\\u0000"'}), now, now + 3600),
         (many, "svc", Changes(keys), now, now + 3600),
         (new_session_id(), "svc", Changes({"a": "1"}), now, now + 3600),  # never made
     ]
-    assert asyncio.run(batch([], saves)) == ([], [True, True, False])
-    loaded, saved = asyncio.run(batch([(odd, service, now), (many, "svc", now)], []))
+    assert run_batch(store, [], saves) == ([], [True, True, False])
+    loaded, saved = run_batch(store, [(odd, service, now), (many, "svc", now)], [])
     assert saved == []
     assert loaded[0].record.values == {key: '"v:\\u0000"'}
     assert loaded[1].record.values == keys
@@ -130,27 +141,10 @@ def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> No
 
 
 def test_an_error_reply_to_a_read_fails_the_batch_s_loads(redis_url: str) -> None:
-    store = RedisStore(redis_url, prefix=f"t:{uuid.uuid4().hex}:")
-    now = time.time()
-    good, spoilt = new_session_id(), new_session_id()
-    for sid in (good, spoilt):
-        store.create(sid, now, now + 3600)
+    store, now, (good, spoilt) = store_with_sessions(redis_url, 2)
     store._client.delete(f"{store.prefix}i:{spoilt}")
     store._client.set(f"{store.prefix}i:{spoilt}", "not a hash")  # HGET: WRONGTYPE
-
-    async def load() -> Any:
-        loop = asyncio.get_running_loop()
-        batches = store.loop_batches(loop)
-        assert batches is not None
-        done: asyncio.Future[Any] = loop.create_future()
-        items = [(good, "svc", now), (spoilt, "svc", now)]
-        batches.batch(items, [], lambda loaded, saved: done.set_result(loaded))
-        try:
-            return await done
-        finally:
-            store.release_loop(loop)
-
-    failure = asyncio.run(load())
+    failure, _ = run_batch(store, [(good, "svc", now), (spoilt, "svc", now)], [])
     assert isinstance(failure, StoreError) and not failure.unavailable
     assert "WRONGTYPE" in str(failure)
     with pytest.raises(StoreError, match="WRONGTYPE"):  # the I/O thread's way too
