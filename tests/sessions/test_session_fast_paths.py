@@ -1,6 +1,7 @@
 """The quick ways of the session path: SQLite on the event loop with its cache,
-Redis's batch scripts and their short save, the expiry pushed only when due,
-and ``Pending`` (the dispatcher's wait without a task)."""
+Redis's batches (plain reads for loads, one script for saves) and their short
+save, the expiry pushed only when due, ``Pending`` (the dispatcher's wait
+without a task), and no reference cycles."""
 
 from __future__ import annotations
 
@@ -180,10 +181,10 @@ def test_requests_wait_for_a_locked_database_off_the_loop(tmp_path: Path) -> Non
     pool.close()
 
 
-# --- Redis: batch scripts and the short save -------------------------------------
+# --- Redis: batches and the short save --------------------------------------------
 
 
-def test_redis_batches_load_and_save_in_one_script_each(redis_url: str) -> None:
+def test_redis_batches_load_in_one_round_trip_and_save_in_one_script(redis_url: str) -> None:
     T = time.time()  # Redis expires its keys by the real clock
     store = RedisStore(redis_url, prefix="test:batch:")
     store.flush()
@@ -199,7 +200,7 @@ def test_redis_batches_load_and_save_in_one_script_each(redis_url: str) -> None:
     assert [x.record.values if x and x.record else None for x in loaded] == [
         {"i": str(i)} for i in range(5)
     ] + [None]
-    # A save too large for one script's arguments still goes through.
+    # A large save goes in the batch's one argument too.
     big = Changes({f"k{i}": "v" for i in range(1500)})
     assert store.save_many([(sids[0], "svc", big, T, T + 3600)]) == [True]
     assert len(store.load(sids[0], "svc", T).record.values) == 1501  # type: ignore[union-attr]
