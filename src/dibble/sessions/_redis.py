@@ -57,7 +57,7 @@ T = TypeVar("T")
 #: Redis keeps a key this long after it expired, for cleanup to find it.
 GRACE_SECONDS: Final = 86400.0
 #: A save moves the keys' Redis expiries and the cleanup index only when the
-#: session's expiry passed them by this much (see _SAVE); less than the grace.
+#: session's expiry passed them by this much (see _SAVE_BODY); less than the grace.
 INDEX_SLACK: Final = 3600.0
 
 # Shared by the scripts: make the record current (emptied if expired or
@@ -173,12 +173,10 @@ _SAVE_FUNCTION: Final = (
     + "end\n"
 )
 
-_SAVE: Final = _SAVE_FUNCTION + "return save(KEYS, ARGV)\n"
-
 # Many saves in one script: one reply for a batch instead of one per request.
 # KEYS: the expiry set.  ARGV[1]: the key prefix; ARGV[2]: the saves as one
 # JSON array (see ``_save_fields``), each an array of texts: the id, the
-# service, ARGV[1] to ARGV[3] of _SAVE, then ARGV[7] on.  The keys and the
+# service, ARGV[1] to ARGV[3] of the save function, then ARGV[7] on.  The keys and the
 # expiry set's members (ARGV[4] and ARGV[5]) are made here.  One argument
 # for the batch, not a dozen per save: packing each argument cost the server
 # more than anything else a batch does, and decoding JSON costs Redis about
@@ -342,7 +340,6 @@ class RedisStore(SessionStore):
         self._address = _loop_address(url)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopBatches] = {}
         self.description = f"Redis {without_password(url)}"
-        self._save = self._client.register_script(_SAVE)
         self._save_many = self._client.register_script(_SAVE_MANY)
         self._increment = self._client.register_script(_INCREMENT)
         self._rename = self._client.register_script(_RENAME)
@@ -479,25 +476,19 @@ class RedisStore(SessionStore):
             raise self._failed(error)
         return _loads(items, replies)
 
-    def _save_args(
-        self, sid: str, service: str, changes: Changes, now: float, expires: float
-    ) -> list[Any]:
-        """The arguments of ``_SAVE`` (its keys: the id's, the record's, the expiry set)."""
-        args = self._write_args(sid, service, now, expires, changes.cleared)
-        args += ("1" if changes else "0", len(changes.set))
-        for pair in changes.set.items():
-            args += pair
-        args.append(len(changes.deleted))
-        args += changes.deleted
-        return args
-
     def _save_many_args(self, items: Sequence[SaveItem]) -> list[str]:
         """The arguments of ``_SAVE_MANY`` for ``items`` (its one key is the expiry set)."""
         return [self.prefix, _BATCH_JSON([_save_fields(*item) for item in items])]
 
     def save_many(self, items: Sequence[SaveItem]) -> list[bool]:
-        # One script for the batch: each save in it is applied on its own
-        # terms (the merge rule), and the batch is atomic besides.
+        return self._saved(items)
+
+    def _saved(self, items: Sequence[SaveItem]) -> list[bool]:
+        """``_SAVE_MANY`` through redis-py (``save`` is a batch of one).
+
+        One script for the batch: each save in it is applied on its own terms
+        (the merge rule), and the batch is atomic besides.
+        """
         args = self._save_many_args(items)
         with self._calling():
             replies = self._script(self._save_many, [self._expiry], args)
@@ -529,9 +520,7 @@ class RedisStore(SessionStore):
             batches.client.close()
 
     def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
-        keys = self._write_keys(sid, service)
-        args = self._save_args(sid, service, changes, now, expires)
-        return bool(self._call(lambda: self._save(keys=keys, args=args)) == 1)
+        return self._saved([(sid, service, changes, now, expires)])[0]
 
     def increment(
         self, sid: str, service: str, key: str, amount: int, now: float, expires: float
@@ -628,8 +617,6 @@ class _LoopBatches:
     def __init__(self, store: RedisStore, client: LoopClient) -> None:
         self.store = store
         self.client = client
-        #: The batch scripts' texts by their SHA1s (for ``NOSCRIPT``).
-        self.scripts: dict[str, Any] = {store._save_many.sha: store._save_many.script}
 
     def batch(self, loads: Sequence[LoadItem], saves: Sequence[SaveItem], done: BatchDone) -> None:
         """Run ``loads`` and ``saves``; ``done(loaded, saved)`` gets each part's results
@@ -683,7 +670,7 @@ class _Batch:
             return
         if saves and _no_script(replies[-1]):
             self.replies = replies
-            again = [("EVAL", self.batches.scripts[self.commands[0][1]], *self.commands[0][2:])]
+            again = [("EVAL", self.batches.store._save_many.script, *self.commands[0][2:])]
             self.batches.client.call(again, self._answered_again)
             return
         store = self.batches.store
@@ -844,7 +831,7 @@ def _time(text: str) -> float:
 _times: dict[str, float] = {}
 
 
-def _loads(items: Sequence[tuple[str, str, float]], replies: list[Any]) -> list[Loaded | None]:
+def _loads(items: Sequence[LoadItem], replies: list[Any]) -> list[Loaded | None]:
     """The loads' reads as redis-py gives them (bytes) as the loads of ``items``."""
     return _loads_text(items, [_text(reply) for reply in replies])
 
@@ -860,9 +847,7 @@ def _text(reply: Any) -> Any:
     return reply
 
 
-def _loads_text(
-    items: Sequence[tuple[str, str, float]], replies: list[Any]
-) -> list[Loaded | None]:
+def _loads_text(items: Sequence[LoadItem], replies: list[Any]) -> list[Loaded | None]:
     """The loads' reads, as text, as the loads of ``items``."""
     loaded: list[Loaded | None] = []
     append = loaded.append
