@@ -103,12 +103,7 @@ class Plugin:
         Loaded the first time a request reads it, saved (if changed) when the
         response head goes out; see docs/sessions.md.
         """
-        session_for = _SESSION_FOR or _session_for()
-        try:
-            request = current_request.get()
-        except LookupError:
-            request = get_request()  # raises the error that says so
-        return session_for(request, self)
+        return _session_for()(get_request(), self)
 
     def get_user_session(self) -> Session:
         """``self.session`` (the Astro-WISE name)."""
