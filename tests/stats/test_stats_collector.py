@@ -156,6 +156,23 @@ def test_bots_are_counted_apart(clock: Clock, routes: Routes) -> None:
     assert report.latency["Site.onHome"]["count"] == 3
 
 
+def test_each_change_of_user_agent_is_judged_afresh(clock: Clock, routes: Routes) -> None:
+    # The fast path keeps the last agent's verdict: runs of one agent, and
+    # switches between browsers, bots and none, must all come out as judged alone.
+    collector = new_collector(clock)
+    home = routes("/")
+    browser, bot, other_bot = b"Mozilla/5.0 Firefox/126.0", b"Googlebot/2.1", b"bingbot/2.0"
+    agents = [browser, browser, bot, bot, None, browser, other_bot, None, None, bot, browser]
+    for agent in agents:
+        collector.response(None, make_request(home, agent=agent), 200, 1)
+    judge = BotDetector()
+    bots = sum(1 for agent in agents if judge.agent_is_bot(agent))
+    assert bots == 4
+    report = report_of(collector, clock)
+    assert report.bots.requests == bots
+    assert report.forever.requests == len(agents) - bots
+
+
 def test_invalid_requests(clock: Clock) -> None:
     collector = new_collector(clock)
     collector.invalid(None, None, 400)

@@ -219,6 +219,8 @@ class Collector:
         "_failures",
         "_keys",
         "_known",
+        "_last_agent",
+        "_last_bot",
         "_max_plain",
         "_offset",
         "_origin",
@@ -279,6 +281,10 @@ class Collector:
         self._agents = detector.agents
         self._rdns = detector.reverse_dns
         self._failures: set[str] = set()
+        # The last user agent and its verdict: most responses in a row come from
+        # one agent, and comparing bytes costs less than hashing them afresh.
+        self._last_agent: bytes | None = None
+        self._last_bot = False
         self._performance = False
         self._update()
         self.new_day(clock())
@@ -340,9 +346,13 @@ class Collector:
                 if field == b"user-agent":
                     agent = value
                     break
-            bot = self._agents.get(agent)
-            if bot is None:
-                bot = self.detector.agent_is_bot(agent)
+            if agent == self._last_agent:
+                bot = self._last_bot
+            else:
+                verdict = self._agents.get(agent)
+                bot = self.detector.agent_is_bot(agent) if verdict is None else verdict
+                self._last_agent = agent
+                self._last_bot = bot
             if bot or request.writer is not None:
                 self._response(client, request, status, size, now)
                 return
