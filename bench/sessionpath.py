@@ -119,6 +119,16 @@ class Harness:
         self.loop.close()
 
 
+def kept(pool: SessionPool) -> str:
+    """The Redis cache's hits and misses, if the store keeps sessions on the loop."""
+    caches = [getattr(b, "cache", None) for b in getattr(pool.store, "_loops", {}).values()]
+    found = [cache for cache in caches if cache is not None]
+    if not found:
+        return ""
+    hits, misses = sum(c.hits for c in found), sum(c.misses for c in found)
+    return f"; kept sessions: {hits:,} hits, {misses:,} misses"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", default="memory", help="memory, sqlite, redis or a spec")
@@ -166,6 +176,7 @@ def main() -> None:
             print(
                 f"{args.store}: {cpu / requests * 1e6:.2f} us CPU/request, "
                 f"{wall / requests * 1e6:.2f} us wall/request ({requests:,} requests)"
+                + kept(harness.pool)
             )
         harness.close()
     finally:

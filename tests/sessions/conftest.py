@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dibble.sessions import MemoryStore, RedisStore, SessionStore, SQLiteStore
+import dibble
+from dibble.sessions import MemoryStore, RedisStore, SessionPool, SessionStore, SQLiteStore
+from dibble.testing import TestClient
 
 STORES = ["memory", "sqlite", "redis"]
 
@@ -34,3 +36,23 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionSto
     if isinstance(made, RedisStore):
         made.flush()
     made.close()
+
+
+def session_client(store: SessionStore, plugin: dibble.Plugin) -> TestClient:
+    """A TestClient (with cookies) over ``plugin``, its sessions in ``store`` (no cleanup
+    timer, a short ``retry_after``)."""
+    pool = SessionPool(store, cleanup_interval=None, retry_after=0.3)
+    server = dibble.HTTPServer(
+        ("127.0.0.1", 0), dibble.Context(), sessions=pool, test_mode=True, access_log=False
+    )
+    server.register(plugin)
+    return TestClient(server, cookies=True)
+
+
+class Counter(dibble.Plugin):
+    """``/count``: a counter in the session, plus one per request."""
+
+    def onCount(self) -> str:
+        count = self.session.get("count", 0) + 1
+        self.session["count"] = count
+        return str(count)

@@ -21,20 +21,14 @@ from typing import Any
 import hiredis
 import pytest
 
-import dibble
 from dibble.app import PREPARED
-from dibble.sessions import Changes, RedisStore, SessionPool, StoreError, new_session_id
+from dibble.sessions import Changes, RedisStore, StoreError, new_session_id
 from dibble.sessions._redisloop import LoopClient, RedisAddress
 from dibble.testing import TestClient
 
+from .conftest import Counter, session_client
+
 RedisProcess = Any  # tests/conftest.py's: .url, .port, .process, .stop()
-
-
-class Counter(dibble.Plugin):
-    def onCount(self) -> str:
-        count = self.session.get("count", 0) + 1
-        self.session["count"] = count
-        return str(count)
 
 
 @pytest.fixture
@@ -43,12 +37,7 @@ def counting() -> Iterator[Callable[[RedisStore], TestClient]]:
     made: list[TestClient] = []
 
     def make(store: RedisStore) -> TestClient:
-        pool = SessionPool(store, cleanup_interval=None, retry_after=0.3)
-        server = dibble.HTTPServer(
-            ("127.0.0.1", 0), dibble.Context(), sessions=pool, test_mode=True, access_log=False
-        )
-        server.register(Counter())
-        client = TestClient(server, cookies=True)
+        client = session_client(store, Counter())
         made.append(client)
         return client
 
@@ -194,8 +183,13 @@ def test_a_hung_redis_fails_the_batch_in_time_and_the_connection_is_made_again(
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
     time.sleep(0.35)  # retry_after
-    # The late replies went with the dropped connection; a new one answers.
-    assert counts(client, 2) == ["4", "5"]
+    # The late replies went with the dropped connection; a new one answers.  The
+    # save that timed out may or may not have been carried out (with the session
+    # kept on the loop, no load went before it): a timed-out write's outcome is
+    # unknown, and the session goes on from whichever it was.
+    first, second = counts(client, 2)
+    assert first in ("4", "5")
+    assert int(second) == int(first) + 1
     store.close()
 
 

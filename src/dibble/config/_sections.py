@@ -319,6 +319,7 @@ class SessionsSection:
     max_size: int = setting(65536, check=_at_least_one)
     cleanup_interval: float = setting(300.0, check=_positive)
     timeout: float = setting(2.0, check=_positive)
+    redis_cache: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,17 +81,28 @@ class Batcher:
         self.loop = loop
         #: The store's way of running batches on this loop, if it has one.
         self.on_loop = pool.store.loop_batches(loop)
+        #: Answers loads from what the loop kept, if it keeps anything (Redis).
+        self._cached: Callable[[Sequence[LoadItem]], list[Loaded | None] | None] | None = getattr(
+            self.on_loop, "cached", None
+        )
         self._loads: _Queue[LoadItem, Loaded | None] = _Queue()
         self._saves: _Queue[SaveItem, bool] = _Queue()
         self._scheduled = False
         self._busy = False
 
-    def load(self, items: Sequence[LoadItem], apply: Apply[Loaded | None]) -> Pending:
+    def load(self, items: Sequence[LoadItem], apply: Apply[Loaded | None]) -> Pending | None:
         """Load ``items`` (``(sid, service, now)``) in this turn's batch.
 
         ``apply`` gets the results; the ``Pending`` finishes after it (or
-        fails with the store's error, or with what ``apply`` raised).
+        fails with the store's error, or with what ``apply`` raised).  None:
+        the loop had them all (``apply`` has run, and what it raised goes up).
         """
+        cached = self._cached
+        if cached is not None:
+            found = cached(items)
+            if found is not None:
+                apply(found)
+                return None
         return self._enqueue(self._loads, items, apply)
 
     def save(self, items: Sequence[SaveItem], apply: Apply[bool]) -> Pending:

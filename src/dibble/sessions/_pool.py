@@ -845,7 +845,7 @@ def default_pool(server: HTTPServer) -> SessionPool:
     if spec.startswith(("redis://", "rediss://", "unix://")):
         from ._redis import RedisStore
 
-        store = RedisStore(spec, timeout=section.timeout)
+        store = RedisStore(spec, timeout=section.timeout, cache=section.redis_cache)
     elif spec == "memory":
         store = MemoryStore()
     else:

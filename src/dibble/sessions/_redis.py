@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -48,11 +49,17 @@ from ._store import (
 )
 
 if TYPE_CHECKING:
+    from ._rediscache import CacheToken, Invalidations, LoadCache
     from ._redisloop import LoopClient, RedisAddress
 
 __all__ = ["RedisStore"]
 
+error_log: Final = logging.getLogger("dibble.error")
+
 T = TypeVar("T")
+
+#: Seconds before a loop tries again to turn tracking on (see _rediscache.py).
+TRACKING_RETRY: Final = 30.0
 
 #: Redis keeps a key this long after it expired, for cleanup to find it.
 GRACE_SECONDS: Final = 86400.0
@@ -304,8 +311,11 @@ return out
 class RedisStore(SessionStore):
     """Sessions in the Redis server at ``url`` (``redis://host:port/db``).
 
-    ``timeout`` bounds connecting and every command, in seconds.  Needs the
-    ``redis`` package (``pip install dibble[redis]``).
+    ``timeout`` bounds connecting and every command, in seconds.  With
+    ``cache`` (the default), each event loop keeps the sessions its
+    connection read or wrote, and Redis's tracking notices say when to forget
+    one (see _rediscache.py).  Needs the ``redis`` package (``pip install
+    dibble[redis]``).
     """
 
     # Many requests' loads or saves go in one pipelined round trip.
@@ -318,6 +328,7 @@ class RedisStore(SessionStore):
         prefix: str = "dibble:session:",
         timeout: float = 2.0,
         on_loop: bool = True,
+        cache: bool = True,
     ) -> None:
         self._client = redis_client(url, timeout=timeout, user="the Redis session store")
         import redis
@@ -337,6 +348,8 @@ class RedisStore(SessionStore):
         #: connection (``redis://`` and ``unix://`` with hiredis) rather than
         #: through redis-py in the pool's I/O thread.
         self.on_loop = on_loop
+        #: Whether each loop keeps the sessions it read (see _rediscache.py).
+        self.cache = cache
         self._address = _loop_address(url)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopBatches] = {}
         self.description = f"Redis {without_password(url)}"
@@ -490,8 +503,12 @@ class RedisStore(SessionStore):
         (the merge rule), and the batch is atomic besides.
         """
         args = self._save_many_args(items)
-        with self._calling():
-            replies = self._script(self._save_many, [self._expiry], args)
+        try:
+            with self._calling():
+                replies = self._script(self._save_many, [self._expiry], args)
+        finally:
+            if self._loops:
+                self._forget(*{item[0] for item in items})
         return [reply == 1 for reply in replies]
 
     # --- batches on the event loop ----------------------------------------------------
@@ -503,6 +520,7 @@ class RedisStore(SessionStore):
             return None
         batches = self._loops.get(loop)
         if batches is None:
+            from ._rediscache import LoadCache
             from ._redisloop import LoopClient
 
             if len(self._loops) > 16:  # loops that closed
@@ -510,14 +528,23 @@ class RedisStore(SessionStore):
             client = LoopClient(
                 self._address, loop, timeout=self.timeout, description=self.description
             )
-            batches = self._loops[loop] = _LoopBatches(self, client)
+            cache = LoadCache(loop, self.prefix, patience=self.timeout) if self.cache else None
+            batches = self._loops[loop] = _LoopBatches(self, client, cache)
         return batches
 
     def release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close ``loop``'s connection (call on that loop, before it stops)."""
+        """Close ``loop``'s connections (call on that loop, before it stops)."""
         batches = self._loops.pop(loop, None)
         if batches is not None and not loop.is_closed():
-            batches.client.close()
+            batches.close()
+
+    def _forget(self, *sids: str) -> None:
+        """Changed other than by a loop's connection: no loop may answer from what it kept."""
+        for batches in list(self._loops.values()):
+            cache = batches.cache
+            if cache is not None:
+                for sid in sids:
+                    cache.forget(sid)
 
     def save(self, sid: str, service: str, changes: Changes, now: float, expires: float) -> bool:
         return self._saved([(sid, service, changes, now, expires)])[0]
@@ -531,11 +558,13 @@ class RedisStore(SessionStore):
         try:
             result = self._call(lambda: self._increment(keys=keys, args=args))
         except StoreError as exc:
+            self._forget(sid)
             if "not an integer" in str(exc) or "overflow" in str(exc):
                 raise ValueError(
                     f"session key {key!r} does not hold an integer in range"
                 ) from None
             raise
+        self._forget(sid)
         if result is None:
             return None
         if result[0] == 2:
@@ -546,11 +575,17 @@ class RedisStore(SessionStore):
     def rename(self, old: str, new: str, now: float) -> bool:
         keys = [self._id_key(old), self._id_key(new), self._expiry]
         args = [_seconds(now), self.prefix, old, new]
-        return bool(self._call(lambda: self._rename(keys=keys, args=args)) == 1)
+        try:
+            return bool(self._call(lambda: self._rename(keys=keys, args=args)) == 1)
+        finally:
+            self._forget(old, new)
 
     def delete(self, sid: str) -> None:
         keys = [self._id_key(sid), self._expiry]
-        self._call(lambda: self._delete(keys=keys, args=[self.prefix, sid]))
+        try:
+            self._call(lambda: self._delete(keys=keys, args=[self.prefix, sid]))
+        finally:
+            self._forget(sid)
 
     def _taken(self, rows: list[Any]) -> list[Expired]:
         taken: list[Expired] = []
@@ -565,13 +600,18 @@ class RedisStore(SessionStore):
 
     def take(self, sid: str, service: str, now: float) -> Expired | None:
         args: list[Any] = [_seconds(now), 1, self.prefix, sid, service]
-        rows = self._call(lambda: self._take(keys=[self._expiry], args=args))
+        try:
+            rows = self._call(lambda: self._take(keys=[self._expiry], args=args))
+        finally:
+            self._forget(sid)
         taken = self._taken(rows)
         return taken[0] if taken else None
 
     def take_expired(self, now: float, limit: int = 1000) -> list[Expired]:
         args: list[Any] = [_seconds(now), limit, self.prefix]
-        return self._taken(self._call(lambda: self._take(keys=[self._expiry], args=args)))
+        taken = self._taken(self._call(lambda: self._take(keys=[self._expiry], args=args)))
+        self._forget(*(expired.sid for expired in taken))
+        return taken
 
     def sessions(self, now: float, limit: int = 1000) -> list[SessionInfo]:
         found: list[SessionInfo] = []
@@ -606,22 +646,96 @@ class RedisStore(SessionStore):
     def close(self) -> None:
         for loop, batches in list(self._loops.items()):
             if not loop.is_closed():
-                loop.call_soon_threadsafe(batches.client.close)
+                loop.call_soon_threadsafe(batches.close)
         self._loops = {}
         self._client.close()
 
 
 class _LoopBatches:
-    """A store's batches on one loop: the loads' reads, then ``_SAVE_MANY`` by ``EVALSHA``."""
+    """A store's batches on one loop: the loads' reads, then ``_SAVE_MANY`` by ``EVALSHA``.
 
-    def __init__(self, store: RedisStore, client: LoopClient) -> None:
+    With a ``cache``, the loads it can answer never become batches (the
+    ``Batcher`` asks ``cached`` first), and the first batch turns tracking on.
+    """
+
+    def __init__(self, store: RedisStore, client: LoopClient, cache: LoadCache | None) -> None:
         self.store = store
         self.client = client
+        self.cache = cache
+        self.invalidations: Invalidations | None = None
+        self._tracking: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
+        self._complained = False
+        if cache is not None and store._address is not None:
+            from ._rediscache import Invalidations
+
+            self.invalidations = Invalidations(
+                store._address, client.loop, cache, timeout=store.timeout
+            )
+            client.on_lost = cache.disable
+            #: What the ``Batcher`` asks before it batches a load.
+            self.cached = cache.get
 
     def batch(self, loads: Sequence[LoadItem], saves: Sequence[SaveItem], done: BatchDone) -> None:
         """Run ``loads`` and ``saves``; ``done(loaded, saved)`` gets each part's results
         (or the ``StoreError`` it failed with), on the loop."""
+        cache = self.cache
+        if cache is not None and not cache.enabled and self._tracking is None:
+            loop = self.client.loop
+            if loop.time() >= self._retry_at:
+                self._tracking = loop.create_task(self._track())
         _Batch(self, loads, saves, done).send()
+
+    async def _track(self) -> None:
+        """Turn ``CLIENT TRACKING`` on, its notices going to the second connection."""
+        assert self.invalidations is not None
+        try:
+            client_id = await self.invalidations.start()
+        except Exception as exc:  # any failure leaves the cache off, to be tried again
+            self._tracking = None
+            self._untracked(f"its connection for Redis's notices failed: {exc!r}")
+            return
+        tracking = ("CLIENT", "TRACKING")
+        commands = [(*tracking, "OFF"), (*tracking, "ON", "REDIRECT", client_id, "NOLOOP")]
+        self.client.call(commands, self._tracked)
+
+    def _tracked(self, replies: list[Any] | StoreError) -> None:
+        # On the loop, in the order of the connection's replies: a load sent after
+        # this is tracked; one whose reply came before it was not kept.
+        self._tracking = None
+        if isinstance(replies, StoreError):
+            self._untracked(str(replies))
+            return
+        error = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if error is not None:
+            self._untracked(f"Redis refused CLIENT TRACKING: {error}")
+            return
+        assert self.cache is not None
+        assert self.invalidations is not None
+        if self.invalidations.alive:
+            self.cache.enable()
+            self._complained = False
+
+    def _untracked(self, why: str) -> None:
+        self._retry_at = self.client.loop.time() + TRACKING_RETRY
+        if not self._complained:
+            self._complained = True
+            error_log.warning(
+                "sessions: %s keeps no sessions on this worker for now (tried again every "
+                "%g s): %s",
+                self.store.description,
+                TRACKING_RETRY,
+                why,
+            )
+
+    def close(self) -> None:
+        """Close the connections (on the loop's thread)."""
+        if self._tracking is not None:
+            self._tracking.cancel()
+            self._tracking = None
+        if self.invalidations is not None:
+            self.invalidations.close()
+        self.client.close()
 
 
 class _Batch:
@@ -637,7 +751,19 @@ class _Batch:
     batch's requests for the garbage collector.)
     """
 
-    __slots__ = ("batches", "commands", "done", "loads", "reads", "replies", "saves")
+    __slots__ = (
+        "batches",
+        "counted",
+        "done",
+        "load_token",
+        "loads",
+        "reads",
+        "replies",
+        "retrack",
+        "saves",
+        "script",
+        "writes",
+    )
 
     def __init__(
         self,
@@ -654,24 +780,70 @@ class _Batch:
         store = batches.store
         #: The loads' reads, in RESP.
         self.reads = _reads(store.prefix, loads) if loads else b""
-        commands: list[tuple[Any, ...]] = []
+        cache = batches.cache
+        self.load_token: CacheToken | None = None
+        #: Whether the saves must track their keys again (the loop keeps sessions).
+        self.retrack = cache is not None and cache.enabled and bool(saves)
+        #: The script's call (``EVALSHA``, or ``EVAL`` again), and the count of replies
+        #: that come with the saves (the script's last).
+        self.script: tuple[Any, ...] = ()
+        self.writes = b""
+        self.counted = 0
         if saves:
             args = store._save_many_args(saves)
-            commands.append(("EVALSHA", store._save_many.sha, 1, store._expiry, *args))
-        self.commands = commands
+            self.script = (store._save_many.sha, 1, store._expiry, *args)
+            self._write("EVALSHA")
+
+    def _write(self, call: str) -> None:
+        """The saves in RESP: the script's call, in a transaction with a read of the
+        keys it wrote when the loop keeps sessions.  A write by the connection
+        stops Redis tracking a key for it (see _rediscache.py); the read tracks it
+        again, before any other client can change it unnoticed.  (A read in the
+        script would do it only for keys declared to it, at a cost that grows
+        with the batch.)"""
+        assert _PACK_COMMAND is not None  # (batches on the loop need hiredis)
+        script = _PACK_COMMAND((call, *self.script))
+        if not self.retrack:
+            self.writes, self.counted = script, 1
+            return
+        keys = _keys(self.batches.store.prefix, self.saves)
+        self.writes = b"".join([_MULTI, script, keys, _EXEC])
+        self.counted = 4  # OK, QUEUED, QUEUED, then the results of both
 
     def send(self) -> None:
-        self.batches.client.call(self.commands, self.replied, self.reads, 2 * len(self.loads))
+        # The cache hears of the batch only now that it is made, and as it goes out.
+        cache = self.batches.cache
+        if cache is not None:
+            self.load_token = cache.token() if self.loads else None
+            if self.retrack:
+                cache.saving(self.saves)
+        count = 2 * len(self.loads) + self.counted
+        try:
+            self.batches.client.call([], self.replied, self.reads + self.writes, count)
+        except BaseException:
+            self._keep(None, None)  # it may not have gone: forget what it would change
+            raise
+
+    def _script_reply(self, replies: list[Any]) -> Any:
+        """The script's reply among the saves' replies (``EXEC``'s first, in a transaction)."""
+        last = replies[-1]
+        if self.counted == 1 or isinstance(last, Exception):
+            return last
+        if isinstance(last, list) and last:
+            return last[0]
+        return RuntimeError(f"the transaction did not run ({last!r})")
 
     def replied(self, replies: list[Any] | StoreError) -> None:
         loads, saves, done = self.loads, self.saves, self.done
         if isinstance(replies, StoreError):
+            self._keep(None, None)
             done(replies if loads else [], replies if saves else [])
             return
-        if saves and _no_script(replies[-1]):
+        if saves and _no_script(self._script_reply(replies)):
             self.replies = replies
-            again = [("EVAL", self.batches.store._save_many.script, *self.commands[0][2:])]
-            self.batches.client.call(again, self._answered_again)
+            self.script = (self.batches.store._save_many.script, *self.script[1:])
+            self._write("EVAL")
+            self.batches.client.call([], self._answered_again, self.writes, self.counted)
             return
         store = self.batches.store
         loaded: list[Any] | BaseException = []
@@ -681,10 +853,21 @@ class _Batch:
             loaded = store._failed(error) if error is not None else _loads_text(loads, reads)
         saved: list[Any] | BaseException = []
         if saves:
-            reply = replies[-1]  # _SAVE_MANY's: a 1 or 0 per save
+            reply = self._script_reply(replies)  # _SAVE_MANY's: a 1 or 0 per save
             failed = isinstance(reply, Exception)
             saved = store._failed(reply) if failed else [r == 1 for r in reply]
+        self._keep(loaded, saved)
         done(loaded, saved)
+
+    def _keep(self, loaded: Any, saved: Any) -> None:
+        """Tell the loop's cache what the batch read and wrote (None: it failed)."""
+        cache = self.batches.cache
+        if cache is not None:
+            if self.loads:
+                results = loaded if isinstance(loaded, list) else None
+                cache.loaded(self.loads, results, self.load_token)
+            if self.saves:
+                cache.saved(self.saves, saved if isinstance(saved, list) else None)
 
     def _answered_again(self, more: list[Any] | StoreError) -> None:
         """The reply to the script sent again, in place of its ``NOSCRIPT``."""
@@ -692,7 +875,7 @@ class _Batch:
             self.replied(more)
             return
         replies = self.replies
-        replies[-1] = more[0]
+        replies[-1] = more[-1]
         self.replied(replies)
 
 
@@ -710,6 +893,21 @@ def _reads(prefix: str, loads: Sequence[LoadItem]) -> bytes:
         id_key = f"{prefix}i:{sid}".encode()
         record_key = f"{prefix}d:{sid}:{service}".encode()
         parts.append(_READS % (len(id_key), id_key, len(record_key), record_key))
+    return b"".join(parts)
+
+
+_MULTI: Final = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC: Final = b"*1\r\n$4\r\nEXEC\r\n"
+_KEY_PAIR: Final = b"$%d\r\n%b\r\n$%d\r\n%b\r\n"
+
+
+def _keys(prefix: str, saves: Sequence[SaveItem]) -> bytes:
+    """``EXISTS`` of the saves' id and record keys, in RESP."""
+    parts = [b"*%d\r\n$6\r\nEXISTS\r\n" % (1 + 2 * len(saves))]
+    for sid, service, *_ in saves:
+        id_key = f"{prefix}i:{sid}".encode()
+        record_key = f"{prefix}d:{sid}:{service}".encode()
+        parts.append(_KEY_PAIR % (len(id_key), id_key, len(record_key), record_key))
     return b"".join(parts)
 
 

@@ -138,6 +138,9 @@ class LoopClient:
         self._queued: list[_Call] = []
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        #: Called when a connection that was up is dropped (its state, such as
+        #: ``CLIENT TRACKING``, went with it).
+        self.on_lost: Callable[[], None] | None = None
 
     def call(
         self, commands: list[tuple[Any, ...]], done: Done, packed: bytes = b"", count: int = 0
@@ -235,12 +238,14 @@ class LoopClient:
         self._conn = None
         if conn is not None and conn.transport is not None:
             conn.transport.abort()
+            self._lost()
         self._fail_all(f"did not answer within {self.timeout:g} s", conn)
 
     def fail(self, conn: _Connection, why: str) -> None:
         """``conn`` broke: fail what waits on it and drop it."""
         if conn is self._conn:
             self._conn = None
+            self._lost()
         if conn.transport is not None and not conn.transport.is_closing():
             conn.transport.abort()
         if conn.waiting:
@@ -272,4 +277,9 @@ class LoopClient:
             self._connecting = None
         if conn is not None and conn.transport is not None:
             conn.transport.close()
+            self._lost()
         self._fail_all("was closed", conn)
+
+    def _lost(self) -> None:
+        if self.on_lost is not None:
+            self.on_lost()
