@@ -336,3 +336,30 @@ def test_session_requests_leave_no_reference_cycles(store: SessionStore) -> None
         pool.release_loops()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+
+
+def test_the_session_cookie_found_in_a_field_is_kept_and_always_right() -> None:
+    from dibble.app import Request
+    from dibble.sessions import _pool
+
+    def value(*fields: bytes, name: str = "s") -> str | None:
+        request = Request()
+        request.raw_headers = [(b"host", b"h"), *((b"cookie", f) for f in fields)]
+        return _pool._cookie_value(request, name)
+
+    _pool._found.clear()
+    field = b'a=1; s="abc"; xs=2'
+    for _ in range(3):  # found, then kept: the same answer each time
+        assert value(field) == "abc"
+        assert value(field, name="xs") == "2"
+        assert value(field, name="a") == "1"
+        assert value(field, name="b") is None
+    assert value(b"xs=1; s=z") == "z"  # "xs=" is not "s="
+    assert value(b"other=1", b"s=second") == "second"  # a later field
+    long = b"pad=" + b"x" * 600 + b"; s=long"
+    assert value(long) == "long"  # parsed, not kept
+    assert all(len(kept) <= _pool._MAX_KEPT_FIELD for _, kept in _pool._found)
+    for n in range(_pool._MAX_FOUND + 10):
+        value(b"s=%d" % n)
+    assert len(_pool._found) <= _pool._MAX_FOUND
+    assert value(b"s=5") == "5"

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from ..app import HTTPError, Pending, Request, ResponseWriter, server_of
 from ..cookies import Cookie
@@ -777,28 +777,54 @@ def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:
 
 def _cookie_value(request: Request, name: str) -> str | None:
     """The value of cookie ``name`` (the first one, as browsers send the most specific
-    first); the request's other cookies are not parsed."""
-    key = _cookie_keys.get(name)
-    if key is None:
-        key = _cookie_keys[name] = name.encode("ascii") + b"="
+    first); the request's other cookies are not parsed.
+
+    A browser sends the same ``Cookie`` field request after request, so what
+    was found in one is kept, by the field's bytes (up to ``_MAX_FOUND`` fields
+    of at most ``_MAX_KEPT_FIELD`` bytes: a few megabytes at most).
+    """
     for field, value in request.raw_headers:
         if field != b"cookie":
             continue
-        at = value.find(key)
-        while at >= 0:
-            # A whole name: at the start, or after ";" and blanks (not "xdibble_session=").
-            before = value[:at].rstrip(b" \t")
-            if not before or before[-1:] == b";":
-                end = value.find(b";", at)
-                text = value[at + len(key) : end if end >= 0 else len(value)].strip(b" \t")
-                if len(text) >= 2 and text[:1] == b'"' == text[-1:]:
-                    text = text[1:-1]
-                return text.decode("latin-1")
-            at = value.find(key, at + 1)
+        if len(value) > _MAX_KEPT_FIELD:
+            found: object = _find_cookie(value, name)
+        else:
+            found = _found.get((name, value), _UNSEEN)
+            if found is _UNSEEN:
+                found = _find_cookie(value, name)
+                if len(_found) >= _MAX_FOUND:
+                    _found.clear()
+                _found[name, value] = found
+        if found is not None:
+            return cast(str, found)
+    return None
+
+
+def _find_cookie(value: bytes, name: str) -> str | None:
+    """The value of cookie ``name`` in one ``Cookie`` field, if it is there."""
+    key = _cookie_keys.get(name)
+    if key is None:
+        key = _cookie_keys[name] = name.encode("ascii") + b"="
+    at = value.find(key)
+    while at >= 0:
+        # A whole name: at the start, or after ";" and blanks (not "xdibble_session=").
+        before = value[:at].rstrip(b" \t")
+        if not before or before[-1:] == b";":
+            end = value.find(b";", at)
+            text = value[at + len(key) : end if end >= 0 else len(value)].strip(b" \t")
+            if len(text) >= 2 and text[:1] == b'"' == text[-1:]:
+                text = text[1:-1]
+            return text.decode("latin-1")
+        at = value.find(key, at + 1)
     return None
 
 
 _cookie_keys: dict[str, bytes] = {}
+_MAX_FOUND: Final = 4096
+_MAX_KEPT_FIELD: Final = 512
+_UNSEEN: Final = object()
+#: (cookie name, a ``Cookie`` field's bytes) -> the cookie's value there, or None.
+_found: dict[tuple[str, bytes], str | None] = {}
 
 _default_lock: Final = threading.Lock()
 
