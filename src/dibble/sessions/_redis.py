@@ -11,7 +11,8 @@ Layout, under a key prefix (``dibble:session:`` by default):
   which cleanup walks.
 
 Every write is one Lua script, so it is atomic and one round trip; a load
-is one pipelined round trip.  Keys also get a Redis expiry a grace period
+is one pipelined round trip, and none at all for a session the event loop
+keeps (see _rediscache.py).  Keys also get a Redis expiry a grace period
 (a day) after their own, so Redis frees them even if no cleanup ever runs
 (their cleanup hooks then never run either).  The scripts touch keys they
 derive from the id, which a single Redis server allows; Redis Cluster is
@@ -888,12 +889,7 @@ _READS: Final = (
 def _reads(prefix: str, loads: Sequence[LoadItem]) -> bytes:
     """The reads of ``loads`` in RESP (formatted here: one operation a load, where
     hiredis took two calls and a ``printf`` per argument)."""
-    parts = []
-    for sid, service, _ in loads:
-        id_key = f"{prefix}i:{sid}".encode()
-        record_key = f"{prefix}d:{sid}:{service}".encode()
-        parts.append(_READS % (len(id_key), id_key, len(record_key), record_key))
-    return b"".join(parts)
+    return _with_keys(_READS, prefix, loads)
 
 
 _MULTI: Final = b"*1\r\n$5\r\nMULTI\r\n"
@@ -903,11 +899,18 @@ _KEY_PAIR: Final = b"$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
 def _keys(prefix: str, saves: Sequence[SaveItem]) -> bytes:
     """``EXISTS`` of the saves' id and record keys, in RESP."""
-    parts = [b"*%d\r\n$6\r\nEXISTS\r\n" % (1 + 2 * len(saves))]
-    for sid, service, *_ in saves:
+    head = b"*%d\r\n$6\r\nEXISTS\r\n" % (1 + 2 * len(saves))
+    return head + _with_keys(_KEY_PAIR, prefix, saves)
+
+
+def _with_keys(template: bytes, prefix: str, items: Sequence[tuple[Any, ...]]) -> bytes:
+    """``template`` filled in for each item (``(sid, service, ...)``) with the lengths
+    and bytes of its id and record keys, all joined."""
+    parts = []
+    for sid, service, *_ in items:
         id_key = f"{prefix}i:{sid}".encode()
         record_key = f"{prefix}d:{sid}:{service}".encode()
-        parts.append(_KEY_PAIR % (len(id_key), id_key, len(record_key), record_key))
+        parts.append(template % (len(id_key), id_key, len(record_key), record_key))
     return b"".join(parts)
 
 

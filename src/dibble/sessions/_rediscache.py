@@ -71,11 +71,6 @@ _MAX_RECENT: Final = 10_000
 CacheToken = tuple[int, int]
 
 
-def _stored_time(t: float) -> float:
-    """``t`` as Redis keeps it and a load reads it back: to the millisecond."""
-    return round(t * 1000) / 1000
-
-
 def _applied(loaded: Loaded, changes: Changes, now: float, expires: float) -> Loaded:
     """``loaded`` after the save of ``changes`` at ``now`` (see the save script)."""
     now = round(now * 1000) / 1000  # to the millisecond, as Redis keeps times
