@@ -47,6 +47,7 @@ from ._render import (
 from ._request import Request
 from ._response import Response, encode_json
 from ._routing import ASYNC, INLINE, PREPARED, Route, Router
+from ._writer import run_head_hooks, run_hooks_on
 
 error_log: Final = logging.getLogger("dibble.error")
 
@@ -264,10 +265,9 @@ class Dispatcher:
         def call() -> Any:
             args, kwargs = _bind(request, route)
             result = route.func(*args, **kwargs)
-            writer = request.writer
-            if writer is not None and writer.head_hooks is not None:
+            if request.head_hooks is not None:
                 # In this thread, so that a session store's I/O stays off the loop.
-                result = writer.run_head_hooks(result)
+                result = run_head_hooks(request, result)
             return result
 
         future = self._executor.submit(context.run, call)
@@ -304,7 +304,7 @@ class Dispatcher:
             self._fail(request, exc)
         if request.form is not None:
             request.form.close()  # the request's temporary upload files go now
-        if request.writer is not None and (
+        if (request.writer is not None or request.session_state is not None) and (
             type(result) in _COMPLETE or not hasattr(type(result), "__dibble_send__")
         ):
             # The response is complete (a file may still be on its way: not
@@ -322,10 +322,10 @@ class Dispatcher:
         keep_alive = request.keep_alive and not conn.closing
         writer = request.writer
         extra = b""
-        if writer is not None and writer.head_hooks is not None:
+        if request.head_hooks is not None:
             # Sessions save here and add their fields (Set-Cookie, Vary).
             kind = type(result)
-            if not writer.started and (
+            if (writer is None or not writer.started) and (
                 kind is str
                 or kind is bytes
                 or kind is dict
@@ -335,11 +335,11 @@ class Dispatcher:
                 # The common answers stay on the quick way below, with the
                 # hooks' fields added to the head.
                 fields: list[tuple[str, str]] = []
-                writer.run_hooks_on(fields)
+                run_hooks_on(request, fields)
                 if fields:
                     extra = encode_extra_fields(fields)
             else:
-                result = writer.run_head_hooks(result)
+                result = run_head_hooks(request, result)
         if writer is not None and writer.started:
             if result is not None:
                 raise TypeError(
@@ -447,6 +447,7 @@ class Dispatcher:
             page = error_page(500, "The server hit an internal error.", detail)
             response = Response(_safe(page), 500, content_type=_HTML)
         request.writer = None
+        request.head_hooks = None  # (a methlet that failed runs none)
         self._send_error(request, conn, response)
 
     def _send_error(self, request: Request, conn: HTTPProtocol, response: Response) -> None:

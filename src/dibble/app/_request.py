@@ -7,6 +7,7 @@ added.  Parameters and cookies are parsed on first use only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -40,6 +41,7 @@ class Request(RequestHead):
         "client",
         "conn",
         "form",
+        "head_hooks",
         "route",
         "session_state",
         "started",
@@ -70,6 +72,9 @@ class Request(RequestHead):
         self.conn: HTTPProtocol | None = None
         self.route: Route | None = None
         self.writer: ResponseWriter | None = None
+        #: Called with the response's extra header fields just before its head is
+        #: rendered (see ``ResponseWriter.add_head_hook``); None when there are none.
+        self.head_hooks: list[Callable[[list[tuple[str, str]]], None]] | None = None
         #: The request's sessions (``dibble.sessions.RequestSessions``), made when
         #: a methlet first reads a session.
         self.session_state: Any = None

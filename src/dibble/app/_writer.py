@@ -50,7 +50,6 @@ class ResponseWriter:
         "close_connection",
         "closed",
         "content_type",
-        "head_hooks",
         "headers",
         "request",
         "sent_bytes",
@@ -74,9 +73,6 @@ class ResponseWriter:
         self.closed = False
         self.close_connection = False
         self.sent_bytes = 0
-        #: Called with the response's header fields just before its head is
-        #: rendered, whichever way the methlet answers (see ``add_head_hook``).
-        self.head_hooks: list[Callable[[list[tuple[str, str]]], None]] | None = None
 
     @classmethod
     def of(cls, request: Request) -> ResponseWriter:
@@ -163,36 +159,7 @@ class ResponseWriter:
         returns (in its worker thread for a blocking methlet), or at its first
         ``flush``; a methlet that raises runs none.
         """
-        if self.head_hooks is None:
-            self.head_hooks = [hook]
-        else:
-            self.head_hooks.append(hook)
-
-    def run_hooks_on(self, fields: list[tuple[str, str]]) -> None:
-        """Run the head hooks (once) on ``fields``, the response's extra header fields."""
-        hooks = self.head_hooks
-        self.head_hooks = None
-        if hooks:
-            for hook in hooks:
-                hook(fields)
-
-    def run_head_hooks(self, result: Any) -> Any:
-        """Run the head hooks (once); ``result`` as a ``Response`` carrying their fields."""
-        hooks = self.head_hooks
-        if not hooks:
-            return result
-        self.head_hooks = None
-        if self.started:
-            for hook in hooks:
-                hook(self.headers)
-            return result
-        response = _as_response(result, self.request)
-        fields = response.headers if response is not None else []
-        for hook in hooks:
-            hook(fields)
-        # A result that sends itself (a file) keeps its own head; the hooks
-        # still ran, so their work (saving a session) is done.
-        return response if response is not None else result
+        add_head_hook(self.request, hook)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -207,8 +174,8 @@ class ResponseWriter:
         chunked = request.version == "1.1"
         out = b""
         if not self.streaming:
-            if self.head_hooks:
-                self.run_head_hooks(None)
+            if request.head_hooks:
+                run_head_hooks(request, None)
             self.streaming = True
             if not chunked:
                 self.close_connection = True
@@ -249,6 +216,46 @@ class ResponseWriter:
         if request.method == "HEAD":
             return head, keep_alive
         return head + body, keep_alive
+
+
+def add_head_hook(request: Request, hook: Callable[[list[tuple[str, str]]], None]) -> None:
+    """``ResponseWriter.add_head_hook`` without a writer (the request keeps its hooks:
+    a session needs only a hook, and most methlets never write)."""
+    hooks = request.head_hooks
+    if hooks is None:
+        request.head_hooks = [hook]
+    else:
+        hooks.append(hook)
+
+
+def run_hooks_on(request: Request, fields: list[tuple[str, str]]) -> None:
+    """Run ``request``'s head hooks (once) on ``fields``, the response's extra fields."""
+    hooks = request.head_hooks
+    request.head_hooks = None
+    if hooks:
+        for hook in hooks:
+            hook(fields)
+
+
+def run_head_hooks(request: Request, result: Any) -> Any:
+    """Run ``request``'s head hooks (once); ``result`` as a ``Response`` carrying their
+    fields (a written response's fields get them when the methlet wrote)."""
+    hooks = request.head_hooks
+    if not hooks:
+        return result
+    request.head_hooks = None
+    writer = request.writer
+    if writer is not None and writer.started:
+        for hook in hooks:
+            hook(writer.headers)
+        return result
+    response = _as_response(result, request)
+    fields = response.headers if response is not None else []
+    for hook in hooks:
+        hook(fields)
+    # A result that sends itself (a file) keeps its own head; the hooks
+    # still ran, so their work (saving a session) is done.
+    return response if response is not None else result
 
 
 async def _wait_drain(conn: HTTPProtocol) -> None:

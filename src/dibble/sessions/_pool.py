@@ -41,7 +41,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from ..app import HTTPError, Pending, Request, ResponseWriter, server_of
+from ..app import HTTPError, Pending, Request, server_of
+from ..app._writer import add_head_hook
 from ..cookies import Cookie
 from ._batch import Batcher, SessionPreparation
 from ._memory import MemoryStore
@@ -366,13 +367,13 @@ class SessionPool:
         if state is None:
             state = RequestSessions(self, request)
             request.session_state = state
-            writer = ResponseWriter.of(request)
-            if writer.streaming:
+            writer = request.writer
+            if writer is not None and writer.streaming:
                 # Read after the head went out: there is no way to send a
                 # cookie or save in time any more, so it stays read-only.
                 state.closed = True
             else:
-                writer.add_head_hook(state.before_head)
+                add_head_hook(request, state.before_head)
             conn = request.conn
             if (
                 conn is not None
