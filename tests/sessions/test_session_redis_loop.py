@@ -10,6 +10,7 @@ or answers nonsense; and the ``LoopClient`` itself against a fake server.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ import pytest
 
 from dibble.app import PREPARED
 from dibble.sessions import Changes, RedisStore, StoreError, new_session_id
+from dibble.sessions._store import NO_CHANGES
 from dibble.sessions._redisloop import LoopClient, RedisAddress
 from dibble.testing import TestClient
 
@@ -126,6 +128,46 @@ def test_a_loop_batch_carries_odd_characters_and_many_keys(redis_url: str) -> No
     assert loaded[0].record.values == {key: '"v:\\u0000"'}
     assert loaded[1].record.values == keys
     store.flush()
+    store.close()
+
+
+def test_a_batch_s_saves_are_the_json_the_script_reads() -> None:
+    # The saves' JSON is made piece by piece (with kept pieces); it must be
+    # what a JSON encoder makes of each save's texts, for any text.
+    from dibble.sessions import _redis
+
+    store = RedisStore("redis://127.0.0.1:1/0", prefix="p:")
+    now, expires = 1_700_000_000.0004, 1_700_003_600.9996
+    odd = 'k:\u00e9 "quoted" back\\slash \x01\U0001f600 \udc80'
+    saves = [
+        ("sid", "svc", Changes({"count": "7"}), now, expires),
+        ("s\"i\\d", 'svc "x"\x00', Changes({odd: '"v:\\u0000"', "b": "[1,2]"}), now, expires),
+        ("sid", "svc", Changes({}, frozenset({odd, "gone"})), -1.5, expires),
+        ("sid", "svc", Changes({"a": "1"}, frozenset(), True), now, expires),
+        ("sid", "svc", Changes({f"k{i}": str(i) for i in range(70)}), now, expires),
+        ("sid", "svc", NO_CHANGES, now, expires),  # an expiry pushed forward
+    ]
+    for _ in range(2):  # made, then from what was kept
+        prefix, text = store._save_many_args(saves)
+        assert prefix == "p:"
+        expected = []
+        for sid, service, changes, at, until in saves:
+            fields = [
+                sid,
+                service,
+                _redis._seconds(at),
+                _redis._seconds(until),
+                _redis._expiry_ms(until),
+                "1" if changes.cleared else "0",
+                "1" if changes.set or changes.deleted or changes.cleared else "0",
+                str(len(changes.set)),
+                *[text for pair in changes.set.items() for text in pair],
+                str(len(changes.deleted)),
+                *changes.deleted,
+            ]
+            expected.append(fields)
+        assert text == json.dumps(expected, separators=(",", ":"))
+        assert json.loads(text) == expected
     store.close()
 
 
