@@ -85,8 +85,8 @@ def make_request(
     if params is not None:
         request._params = params
     if user is not None or sid is not None:
-        # What dibble.sessions and dibble.auth leave on a request that asked for its user.
-        request.writer = SimpleNamespace()  # type: ignore[assignment]
+        # What dibble.sessions leaves on a request that asked for its user (no
+        # writer: the collector must see the sessions alone).
         request.session_state = SimpleNamespace(
             sid=sid, auth_cache=SimpleNamespace(user=user, reason=None)
         )
