@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,16 @@ def test_http_date_matches_the_standard_library() -> None:
 
     for seconds in (0, 784111777, 1_700_000_000, 2_000_000_000, 4_102_444_799):
         assert http_date(seconds) == formatdate(seconds, usegmt=True)
+
+
+def test_extra_fields_render_the_same_when_kept() -> None:
+    from dibble.app._render import encode_extra_fields
+
+    fields = [("Vary", "Cookie"), ("Cache-Control", "private"), ("Content-Length", "9")]
+    for _ in range(2):  # rendered, then kept (the framing field always left out)
+        assert encode_extra_fields(fields) == b"Vary: Cookie\r\nCache-Control: private\r\n"
+    as_lists: list[Any] = [["X-A", "1"], ["X-B", "2"]]  # not hashable: rendered each time
+    assert encode_extra_fields(as_lists) == b"X-A: 1\r\nX-B: 2\r\n"
+    for _ in range(2):  # a field that would split the response is refused every time
+        with pytest.raises(InvalidResponseHeader):
+            encode_extra_fields([("Vary", "Cookie"), ("X-Evil", "a\r\nSet-Cookie: x=1")])

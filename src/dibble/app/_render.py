@@ -46,10 +46,26 @@ _FRAMING: Final = ("content-length", "transfer-encoding")
 # field costs more than finding it.  Cleared when full.
 _FIELDS: Final[dict[tuple[str, str], bytes]] = {}
 _FIELDS_MAX: Final = 1024
+# The same, for whole lists of fields: most responses with fields repeat one list.
+_LISTS: Final[dict[tuple[tuple[str, str], ...], bytes]] = {}
 
 
 def encode_extra_fields(headers: list[tuple[str, str]]) -> bytes:
     """``headers`` rendered (framing fields dropped: dibble sets its own)."""
+    key = tuple(headers)
+    try:
+        whole = _LISTS.get(key)
+    except TypeError:  # pairs given as lists: rendered, not kept
+        return _encode_fields(headers)
+    if whole is None:
+        whole = _encode_fields(headers)
+        if len(_LISTS) >= _FIELDS_MAX:
+            _LISTS.clear()
+        _LISTS[key] = whole
+    return whole
+
+
+def _encode_fields(headers: list[tuple[str, str]]) -> bytes:
     out = []
     for given in headers:
         # Pairs given as lists still render (they are only not cached).
