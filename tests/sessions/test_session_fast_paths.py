@@ -345,7 +345,10 @@ def test_the_session_cookie_found_in_a_field_is_kept_and_always_right() -> None:
     def value(*fields: bytes, name: str = "s") -> str | None:
         request = Request()
         request.raw_headers = [(b"host", b"h"), *((b"cookie", f) for f in fields)]
-        return _pool._cookie_value(request, name)
+        found = _pool._cookie_value(request, name)
+        if found is not None:  # the verdict on its shape comes with it
+            assert found[1] == _pool.valid_session_id(found[0])
+        return found[0] if found is not None else None
 
     _pool._found.clear()
     field = b'a=1; s="abc"; xs=2'
@@ -363,3 +366,9 @@ def test_the_session_cookie_found_in_a_field_is_kept_and_always_right() -> None:
         value(b"s=%d" % n)
     assert len(_pool._found) <= _pool._MAX_FOUND
     assert value(b"s=5") == "5"
+    sid = _pool.new_session_id()
+    for _ in range(2):  # judged, then kept with its verdict
+        assert _pool._cookie_value(Request(), "s") is None
+        request = Request()
+        request.raw_headers = [(b"cookie", b"s=" + sid.encode())]
+        assert _pool._cookie_value(request, "s") == (sid, True)

@@ -141,7 +141,7 @@ def test_a_batch_s_saves_are_the_json_the_script_reads() -> None:
     odd = 'k:\u00e9 "quoted" back\\slash \x01\U0001f600 \udc80'
     saves = [
         ("sid", "svc", Changes({"count": "7"}), now, expires),
-        ("s\"i\\d", 'svc "x"\x00', Changes({odd: '"v:\\u0000"', "b": "[1,2]"}), now, expires),
+        ('s"i\\d', 'svc "x"\x00', Changes({odd: '"v:\\u0000"', "b": "[1,2]"}), now, expires),
         ("sid", "svc", Changes({}, frozenset({odd, "gone"})), -1.5, expires),
         ("sid", "svc", Changes({"a": "1"}, frozenset(), True), now, expires),
         ("sid", "svc", Changes({f"k{i}": str(i) for i in range(70)}), now, expires),

@@ -415,6 +415,7 @@ class RequestSessions:
 
     __slots__ = (
         "_batch",
+        "_batcher",
         "_checked",
         "auth_cache",
         "closed",
@@ -447,6 +448,8 @@ class RequestSessions:
         self._checked = False
         # What a batched load or save needs back when its results come.
         self._batch: Any = None
+        # The loop's batcher, once a batched load found it.
+        self._batcher: Batcher | None = None
         #: What ``dibble.auth`` found out about the user, for this request.
         self.auth_cache: object = None
 
@@ -460,6 +463,7 @@ class RequestSessions:
         self.closed = True
         self.sessions = {}
         self._batch = None
+        self._batcher = None
         self.request.session_state = None
 
     def check_open(self) -> None:
@@ -472,10 +476,11 @@ class RequestSessions:
     def _cookie_id(self) -> str | None:
         """The id in the request's cookie, if it is shaped like one of ours."""
         request = self.request
-        value = _cookie_value(request, self.pool.cookie_for(request)[0])
-        if value is None:
+        found = _cookie_value(request, self.pool.cookie_for(request)[0])
+        if found is None:
             return None
-        if not valid_session_id(value):
+        value, valid = found
+        if not valid:
             self.rejected = "the session cookie is malformed"
             return None
         return value
@@ -561,7 +566,8 @@ class RequestSessions:
             else:
                 self._preloaded(results)
                 return None
-        return pool.batcher(self.request).load(items, self._preloaded)
+        batcher = self._batcher = pool.batcher(self.request)
+        return batcher.load(items, self._preloaded)
 
     def _preloaded(self, results: list[Loaded | None]) -> None:
         """The results of ``preload``'s loads (one for each of its services)."""
@@ -700,12 +706,17 @@ class RequestSessions:
             return None
         sid = self.sid
         assert sid is not None
-        items = [
-            (sid, session.service, changes, now, self._expires(session, now))
-            for session, changes in work
-        ]
+        if len(work) == 1:  # (most routes use one service)
+            session, changes = work[0]
+            items = [(sid, session.service, changes, now, self._expires(session, now))]
+        else:
+            items = [
+                (sid, session.service, changes, now, self._expires(session, now))
+                for session, changes in work
+            ]
         self._batch = (work, items)
-        return pool.batcher(self.request).save(items, self._saved)
+        batcher = self._batcher or pool.batcher(self.request)
+        return batcher.save(items, self._saved)
 
     def _saved(self, results: list[bool]) -> None:
         """The results of ``save_batched``'s saves (one for each)."""
@@ -776,9 +787,10 @@ def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:
     headers[i] = (headers[i][0], ", ".join(["private", *kept]))
 
 
-def _cookie_value(request: Request, name: str) -> str | None:
+def _cookie_value(request: Request, name: str) -> tuple[str, bool] | None:
     """The value of cookie ``name`` (the first one, as browsers send the most specific
-    first); the request's other cookies are not parsed.
+    first), and whether it is shaped like a session id; the request's other
+    cookies are not parsed.
 
     A browser sends the same ``Cookie`` field request after request, so what
     was found in one is kept, by the field's bytes (up to ``_MAX_FOUND`` fields
@@ -788,17 +800,21 @@ def _cookie_value(request: Request, name: str) -> str | None:
         if field != b"cookie":
             continue
         if len(value) > _MAX_KEPT_FIELD:
-            found: object = _find_cookie(value, name)
+            found: object = _judged(_find_cookie(value, name))
         else:
             found = _found.get((name, value), _UNSEEN)
             if found is _UNSEEN:
-                found = _find_cookie(value, name)
+                found = _judged(_find_cookie(value, name))
                 if len(_found) >= _MAX_FOUND:
                     _found.clear()
                 _found[name, value] = found
         if found is not None:
-            return cast(str, found)
+            return cast(tuple[str, bool], found)
     return None
+
+
+def _judged(value: str | None) -> tuple[str, bool] | None:
+    return None if value is None else (value, valid_session_id(value))
 
 
 def _find_cookie(value: bytes, name: str) -> str | None:
@@ -824,8 +840,9 @@ _cookie_keys: dict[str, bytes] = {}
 _MAX_FOUND: Final = 4096
 _MAX_KEPT_FIELD: Final = 512
 _UNSEEN: Final = object()
-#: (cookie name, a ``Cookie`` field's bytes) -> the cookie's value there, or None.
-_found: dict[tuple[str, bytes], str | None] = {}
+#: (cookie name, a ``Cookie`` field's bytes) -> the cookie's value there and whether
+#: it is shaped like a session id, or None.
+_found: dict[tuple[str, bytes], tuple[str, bool] | None] = {}
 
 _default_lock: Final = threading.Lock()
 

@@ -437,9 +437,7 @@ class Collector:
         if self._rdns is not None and not bot and request.client is not None:
             bot = self._rdns.is_bot(request.client[0])
         elapsed = now - request.started
-        looked = (
-            counts.guarded or request.writer is not None or request.session_state is not None
-        )
+        looked = counts.guarded or request.writer is not None or request.session_state is not None
         identity = self.identity(request) if looked else (None, None, None, None)
         if self.counting:
             user, project = identity[0], identity[1]
