@@ -730,12 +730,16 @@ class RequestSessions:
         """Save, then add the cookie and caching fields to ``headers`` (a head hook)."""
         if self.closed:
             return
-        self.save()  # done already when the route was prepared
+        if not self.saved:  # (saved already when the route was prepared)
+            self.save()
         self.closed = True
         if self.issue_cookie or self.drop_cookie or self.rejected is not None:
             self._cookie_field(headers)
         if self.read:
-            _vary_on_cookie(headers)
+            if headers:
+                _vary_on_cookie(headers)
+            else:  # (the common case, without a call)
+                headers += _PRIVATE
 
     def _cookie_field(self, headers: list[tuple[str, str]]) -> None:
         pool = self.pool
@@ -763,9 +767,6 @@ _PRIVATE: Final = (("Vary", "Cookie"), ("Cache-Control", "private"))
 
 def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:
     """Add ``Vary: Cookie`` and make caching private, merged with what is there."""
-    if not headers:
-        headers += _PRIVATE
-        return
     vary = [i for i, (k, _) in enumerate(headers) if k.lower() == "vary"]
     if not vary:
         headers.append(("Vary", "Cookie"))
