@@ -24,8 +24,8 @@ import pytest
 
 from dibble.app import PREPARED
 from dibble.sessions import Changes, RedisStore, StoreError, new_session_id
-from dibble.sessions._store import NO_CHANGES
 from dibble.sessions._redisloop import LoopClient, RedisAddress
+from dibble.sessions._store import NO_CHANGES
 from dibble.testing import TestClient
 
 from .conftest import Counter, session_client

@@ -103,7 +103,11 @@ class Plugin:
         Loaded the first time a request reads it, saved (if changed) when the
         response head goes out; see docs/sessions.md.
         """
-        return _session_for()(get_request(), self)
+        # (The request without get_request's call: a session route reads this every time.)
+        request = current_request.get(None)
+        return (_SESSION_FOR or _session_for())(
+            request if request is not None else get_request(), self
+        )
 
     def get_user_session(self) -> Session:
         """``self.session`` (the Astro-WISE name)."""

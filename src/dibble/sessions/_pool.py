@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..app import HTTPError, Pending, Request, server_of
 from ..app._writer import add_head_hook
@@ -573,7 +573,10 @@ class RequestSessions:
         """The results of ``preload``'s loads (one for each of its services)."""
         candidate, services, now = self._batch
         self._batch = None
-        self._adopt(candidate, results[0])
+        if results[0] is None:  # (``_adopt``, inline)
+            self.rejected = "the session is unknown or has expired"
+        else:
+            self.sid = candidate
         # (The batch hands back as many results as there were loads.)
         for (service, life), loaded in zip(services, results):  # noqa: B905
             if service not in self.sessions:
@@ -801,16 +804,17 @@ def _cookie_value(request: Request, name: str) -> tuple[str, bool] | None:
         if field != b"cookie":
             continue
         if len(value) > _MAX_KEPT_FIELD:
-            found: object = _judged(_find_cookie(value, name))
+            found = _judged(_find_cookie(value, name))
         else:
-            found = _found.get((name, value), _UNSEEN)
-            if found is _UNSEEN:
+            key = (name, value)
+            found = _found.get(key)
+            if found is None and key not in _found:
                 found = _judged(_find_cookie(value, name))
                 if len(_found) >= _MAX_FOUND:
                     _found.clear()
-                _found[name, value] = found
+                _found[key] = found
         if found is not None:
-            return cast(tuple[str, bool], found)
+            return found
     return None
 
 
@@ -840,7 +844,6 @@ def _find_cookie(value: bytes, name: str) -> str | None:
 _cookie_keys: dict[str, bytes] = {}
 _MAX_FOUND: Final = 4096
 _MAX_KEPT_FIELD: Final = 512
-_UNSEEN: Final = object()
 #: (cookie name, a ``Cookie`` field's bytes) -> the cookie's value there and whether
 #: it is shaped like a session id, or None.
 _found: dict[tuple[str, bytes], tuple[str, bool] | None] = {}

@@ -993,14 +993,14 @@ def _save_json(sid: str, service: str, changes: Changes, now: float, expires: fl
         head,
         ms // 1000,
         ms % 1000,
-        _seconds(expires),
-        _expiry_ms(expires),
+        _texts.get(expires) or _seconds(expires),  # (kept: no call)
+        _ms_texts.get(expires) or _expiry_ms(expires),
         "1" if cleared else "0",
         "1" if sets or deleted or cleared else "0",  # (bool(changes), inline)
         sets,
     )
     for key, value in updates.items():
-        text += f",{_json_key(key)},{_escape(value)}"
+        text += f",{_keys_json.get(key) or _json_key(key)},{_escape(value)}"
     text += ',"%d"' % len(deleted)  # noqa: UP031
     for key in deleted:
         text += "," + _json_key(key)

@@ -155,7 +155,8 @@ class Session(MutableMapping[str, Any]):
         return self[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._state.check_open()
+        if self._state.closed:
+            self._state.check_open()  # (raises)
         valid_key(key)
         # Encoded now so that a value JSON cannot hold fails here, at the
         # line that set it, rather than when the response is sent.
