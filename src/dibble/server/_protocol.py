@@ -541,7 +541,14 @@ class HTTPProtocol(asyncio.Protocol):
             self.closing = True
         if self._receiving:
             return  # data_received() goes on with the queue and the deadline
-        self._run_queue()
+        if (
+            self._queue
+            or self._eof
+            or self.closing
+            or self._continue_pending
+            or self._reading_paused
+        ):
+            self._run_queue()  # (which has nothing to do otherwise)
         parser = self._parser
         if not self._busy and not self.closed and (parser is None or parser.idle):
             self._set_deadline(_IDLE, self._listener.keep_alive_timeout)
