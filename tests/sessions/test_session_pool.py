@@ -75,6 +75,16 @@ class Notes(dibble.Plugin):
     def onCount(self) -> str:
         return str(self.session.increment("count"))
 
+    def onTally(self, key: str, value: str) -> str:
+        # Changes made before an increment (written at once) are saved all the same.
+        self.session[key] = value
+        self.session.setdefault("seen", []).append(value)
+        return str(self.session.increment("count"))
+
+    def onRestart(self) -> str:
+        self.session.clear()
+        return str(self.session.increment("count"))
+
     def onDelete(self, key: str) -> str:
         del self.session[key]
         return "deleted"
@@ -364,6 +374,16 @@ def test_increment_counts(make: Make) -> None:
     client = make()
     assert [client.get("/count").text for _ in range(3)] == ["1", "2", "3"]
     assert client.get("/all").json() == {"count": 3}
+
+
+def test_changes_before_an_increment_are_saved_with_it(make: Make) -> None:
+    client = make()
+    assert client.get("/tally?key=a&value=1").text == "1"
+    assert client.get("/tally?key=b&value=2").text == "2"
+    assert client.get("/all").json() == {"a": "1", "b": "2", "seen": ["1", "2"], "count": 2}
+    # A clear before an increment: the data goes, the count the methlet saw stays.
+    count = int(client.get("/restart").text)
+    assert client.get("/all").json() == {"count": count}
 
 
 def test_rotation_keeps_the_data_under_a_new_id(make: Make, store: SessionStore) -> None:

@@ -604,7 +604,7 @@ class RequestSessions:
             )
             if value is None:
                 raise RuntimeError("a session id vanished as soon as it was made")
-        session.saved(NO_CHANGES, now, expires)
+        session.written(now, expires)
         return value
 
     def rotate(self) -> None:

@@ -231,9 +231,15 @@ class Session(MutableMapping[str, Any]):
         value = self._state.increment(self, key, amount)
         self._values[key] = value
         self._raw[key] = str(value)
-        self._encoded.pop(key, None)
-        self._set.discard(key)
+        self._loaded_size = -1
         self._deleted.discard(key)
+        if self._cleared:
+            # A clear still to be saved would take the new value with it: set it again.
+            self._encoded[key] = str(value)
+            self._set.add(key)
+        else:
+            self._encoded.pop(key, None)
+            self._set.discard(key)
         return value
 
     def invalidate(self) -> None:
@@ -289,6 +295,15 @@ class Session(MutableMapping[str, Any]):
         for key, text in changes.set.items():  # a key or two, most often
             loaded += len(key) + len(text)
         return loaded
+
+    def written(self, now: float, expires: float) -> None:
+        """Record a write that went to the store at once (an increment); the changes
+        still to be saved stay."""
+        if self.date_started is None:
+            self.date_started = now
+        self.date_modified = now
+        self.expires = expires
+        self.stale = False
 
     def saved(self, changes: Changes, now: float, expires: float) -> None:
         """Record that ``changes`` were stored."""
