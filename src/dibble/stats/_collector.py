@@ -32,7 +32,7 @@ uses), and midnight is worked out in it when a day starts, so the hot
 path compares two floats.  Both clocks can be replaced, for tests.
 
 Who the user is costs nothing to find out for most requests: only a
-request with a response writer (sessions and logins need one) or a route
+request with sessions (which is where logins live) or a route
 behind a decorator (HTTP authentication wraps the methlet) is looked at.
 The user counted is the one the page itself asked about (a login in the
 session, or HTTP authentication); a request that never asked is anonymous.
@@ -353,7 +353,7 @@ class Collector:
                 bot = self.detector.agent_is_bot(agent) if verdict is None else verdict
                 self._last_agent = agent
                 self._last_bot = bot
-            if bot or request.writer is not None or request.session_state is not None:
+            if bot or request.session_state is not None:
                 self._response(client, request, status, size, now)
                 return
             elapsed = now - request.started
@@ -437,7 +437,7 @@ class Collector:
         if self._rdns is not None and not bot and request.client is not None:
             bot = self._rdns.is_bot(request.client[0])
         elapsed = now - request.started
-        looked = counts.guarded or request.writer is not None or request.session_state is not None
+        looked = counts.guarded or request.session_state is not None
         identity = self.identity(request) if looked else (None, None, None, None)
         if self.counting:
             user, project = identity[0], identity[1]
