@@ -508,7 +508,7 @@ class RequestSessions:
 
     def _adopt(self, candidate: str, loaded: Loaded | None) -> None:
         if loaded is None:
-            self.rejected = "the session is unknown or has expired"
+            self.rejected = _UNKNOWN_ID
         else:
             self.sid = candidate
 
@@ -574,7 +574,7 @@ class RequestSessions:
         candidate, services, now = self._batch
         self._batch = None
         if results[0] is None:  # (``_adopt``, inline)
-            self.rejected = "the session is unknown or has expired"
+            self.rejected = _UNKNOWN_ID
         else:
             self.sid = candidate
         # (The batch hands back as many results as there were loads.)
@@ -766,6 +766,8 @@ class RequestSessions:
 
 
 _PRIVATE: Final = (("Vary", "Cookie"), ("Cache-Control", "private"))
+#: Why an id the client sent was not adopted, when the store does not know it.
+_UNKNOWN_ID: Final = "the session is unknown or has expired"
 
 
 def _vary_on_cookie(headers: list[tuple[str, str]]) -> None:

@@ -976,7 +976,7 @@ def _save_json(sid: str, service: str, changes: Changes, now: float, expires: fl
     """One save as ``_SAVE_MANY`` reads it: a JSON array of texts, the id, the service,
     the times, the flags and counts, then the keys and values set and the keys deleted.
 
-    Made here, piece by piece, where a JSON encoder took a tenth of what the
+    Made here, piece by piece, where a JSON encoder took a twentieth of what the
     whole request costs: the id and service, the keys and the expiry recur
     save after save and are kept escaped, the numbers and flags need no
     escaping, and what is left (the values) is one C call each.
