@@ -6,6 +6,7 @@ The Redis fixtures (``redis_url``, ``redis_process``) are tests/conftest.py's.
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,9 @@ import pytest
 
 import dibble
 from dibble.app import Request, Route
+from dibble.stats import _requestlog
+from dibble.stats._collector import Collector, _PyCore
+from dibble.stats._native import speedups
 
 
 class Site(dibble.Plugin):
@@ -22,6 +26,31 @@ class Site(dibble.Plugin):
 
     def onPage(self, q: str = "") -> str:
         return "page"
+
+
+@pytest.fixture(params=["compiled", "python"])
+def fast_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test twice: with the compiled helpers and with the Python ones.
+
+    The statistics test modules use it for every test (``pytestmark``).
+
+    Where the helpers were not built (no C compiler) the compiled run is
+    skipped with the reason, except under CI (``CI=true``), where that is a
+    failure: CI must test what the benchmark measures.
+    """
+    if request.param == "compiled":
+        if speedups is None or Collector.response is _PyCore.response:
+            message = (
+                "dibble.stats._speedups was not built (or DIBBLE_NO_EXTENSIONS is set): "
+                "pip install -e . with a C compiler builds it"
+            )
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    else:
+        monkeypatch.setattr(Collector, "response", _PyCore.response)
+        monkeypatch.setattr(_requestlog, "speedups", None)
+    return str(request.param)
 
 
 class Clock:

@@ -17,6 +17,9 @@ from dibble.users import User
 
 from .conftest import Clock, make_request
 
+# Every test here runs with the compiled helpers and with the Python ones.
+pytestmark = pytest.mark.usefixtures("fast_way")
+
 Routes = Callable[[str], Route]
 
 

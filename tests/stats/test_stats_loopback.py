@@ -16,6 +16,9 @@ import dibble
 from dibble.config import parse_config
 from dibble.stats import SQLiteStatsStore, Statistics, statistics_of
 
+# Every test here runs with the compiled helpers and with the Python ones.
+pytestmark = pytest.mark.usefixtures("fast_way")
+
 
 class Site(dibble.Plugin):
     def onHome(self) -> str:

@@ -26,6 +26,9 @@ from dibble.stats import (
 
 from .conftest import make_request
 
+# Every test here runs with the compiled helpers and with the Python ones.
+pytestmark = pytest.mark.usefixtures("fast_way")
+
 Routes = Callable[[str], Route]
 
 

@@ -15,6 +15,9 @@ from dibble.config import LoggingSection, parse_config
 from dibble.db import Database, set_sql_logging, sql_logging
 from dibble.stats import TOGGLES, set_toggle, statistics_of, toggles
 
+# Every test here runs with the compiled helpers and with the Python ones.
+pytestmark = pytest.mark.usefixtures("fast_way")
+
 LOGGERS = ("dibble", "dibble.performance", "dibble.sql", "dibble.access")
 
 

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from ..server._access import _log_performance  # the performance line's one definition
 from ._bots import BotDetector
 from ._model import BOUNDS
+from ._native import speedups
 
 if TYPE_CHECKING:
     from ..app import Request, Route
@@ -199,139 +200,81 @@ class DayCounts:
         return copy
 
 
-class Collector:
-    """In-memory counts of responses, and the request log's buffers.
+class _PyCore:
+    """The collector's fast way, in Python, and the state it reads.
 
-    ``detector`` judges bots.  ``plain_rows`` (``PLAIN_WIDTH`` values a
-    row, flat) and ``log_rows`` (None: no request log) are the buffers the
-    log's writer empties; about ``max_rows`` rows wait in them at most, more
-    are dropped and counted in ``dropped``.  ``log_bots``: whether bot
-    requests are logged.  ``on_full("counters")`` is called (on the loop) when ``max_keys``
-    distinct counters of bots and users have piled up, to have them flushed
-    early.
+    ``Collector`` is built on the compiled twin of this class,
+    ``dibble.stats._speedups.CollectorCore`` (the same steps in C, its
+    fields shown as these attributes), when it was built and
+    ``DIBBLE_NO_EXTENSIONS`` is not set; else on this.  ``PyCollector``
+    always takes this ``response``: the tests run both.
     """
 
-    # Slots: the hot path reads a dozen attributes per response.
     __slots__ = (
         "_agents",
         "_by_route",
         "_day_end",
-        "_failures",
-        "_keys",
-        "_known",
         "_last_agent",
         "_last_bot",
         "_max_plain",
-        "_offset",
         "_origin",
-        "_past",
-        "_performance",
-        "_rdns",
         "clock",
         "counting",
-        "current",
-        "day",
         "detector",
         "dropped",
-        "log_bots",
-        "log_rows",
-        "max_keys",
-        "on_full",
         "plain_rows",
-        "project_cookie",
-        "wall",
     )
 
-    def __init__(
-        self,
-        detector: BotDetector,
-        *,
-        counting: bool = True,
-        request_log: bool = False,
-        max_rows: int = 20_000,
-        log_bots: bool = False,
-        max_keys: int = 10_000,
-        project_cookie: str = "dibble_project",
-        on_full: Callable[[str], None] | None = None,
-        clock: Callable[[], float] = perf_counter,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.detector = detector
-        self.counting = counting
-        self.plain_rows: list[Any] | None = [] if request_log else None
-        self.log_rows: deque[LogRow] | None = deque() if request_log else None
-        self._max_plain = 0
-        self.max_rows = max_rows
-        self.log_bots = log_bots
-        self.max_keys = max_keys
-        self.project_cookie = project_cookie
-        self.on_full = on_full
-        self.clock = clock
-        self.wall = wall
-        #: Rows the request log had no room for (only ever grows).
-        self.dropped = 0
-        self._offset = self._origin = 0.0
-        self.offset = wall() - clock()
-        self.day = datetime.date.min
-        self.current = DayCounts()
-        self._keys = 0
-        self._day_end = float("-inf")
-        self._past: list[tuple[datetime.date, DayCounts]] = []
-        self._known: dict[str, RouteInfo] = {}
-        self._agents = detector.agents
-        self._rdns = detector.reverse_dns
-        self._failures: set[str] = set()
-        # The last user agent and its verdict: most responses in a row come from
-        # one agent, and comparing bytes costs less than hashing them afresh.
-        self._last_agent: bytes | None = None
-        self._last_bot = False
-        self._performance = False
-        self._update()
-        self.new_day(clock())
+    _agents: dict[bytes | None, bool]
+    #: The routes the fast way counts, by route object (an empty dict: none).
+    _by_route: dict[Any, RouteCounts]
+    #: When the current day ends, in ``clock()`` time.
+    _day_end: float
+    # The last user agent and its verdict: most responses in a row come from
+    # one agent, and comparing bytes costs less than hashing them afresh.
+    _last_agent: bytes | None
+    _last_bot: bool
+    #: ``max_rows * PLAIN_WIDTH``: what the hot path compares.
+    _max_plain: int
+    #: ``clock() * 1e6 + _origin``: MICROS + microseconds since the epoch (see MICROS).
+    _origin: float
+    clock: Callable[[], float]
+    counting: bool
+    detector: BotDetector
+    #: Rows the request log had no room for (only ever grows).
+    dropped: int
+    plain_rows: list[Any] | None
 
-    @property
-    def offset(self) -> float:
-        """Unix time minus ``clock()``: dates the request log's rows."""
-        return self._offset
+    if TYPE_CHECKING:  # what the fast way hands over to (Collector has them)
 
-    @offset.setter
-    def offset(self, offset: float) -> None:
-        self._offset = offset
-        # clock() * 1e6 + _origin: MICROS + microseconds since the epoch (see MICROS).
-        self._origin = offset * 1e6 + MICROS
+        def new_day(self, now: float) -> None: ...
 
-    @property
-    def max_rows(self) -> int:
-        """Rows that may wait for the request log's writer."""
-        return self._max_plain // PLAIN_WIDTH
+        def _response(
+            self,
+            client: tuple[str, int] | None,
+            request: Request,
+            status: int,
+            size: int,
+            now: float,
+        ) -> None: ...
 
-    @max_rows.setter
-    def max_rows(self, rows: int) -> None:
-        self._max_plain = rows * PLAIN_WIDTH  # what the hot path compares
+        def _log(
+            self,
+            request: Request,
+            status: int,
+            now: float,
+            elapsed: float,
+            identity: tuple[str | None, str | None, int | None, str | None],
+        ) -> None: ...
 
-    @property
-    def performance(self) -> bool:
-        """Whether this writes the performance log's lines (the access log's call does not)."""
-        return self._performance
-
-    @performance.setter
-    def performance(self, on: bool) -> None:
-        self._performance = on
-        self._update()
-
-    def _update(self) -> None:
-        # The fast path counts and logs; anything more takes the general one, which
-        # the fast path's lookup sends every response to when it finds no route.
-        slow = self._performance or self._rdns is not None
-        self._by_route = {} if slow else self.current.by_route
-
-    # --- the hot path ---------------------------------------------------------------
+        def _failed(self, exc: Exception) -> None: ...
 
     def response(
         self, client: tuple[str, int] | None, head: RequestHead | None, status: int, size: int
     ) -> None:
         """Count one finished response (called by the protocol, on the event loop)."""
         # Every line here costs every request: see docs/statistics.md for the figures.
+        # _speedups.c does the same, step for step: change both.
         request: Request = head  # type: ignore[assignment]
         try:
             now = self.clock()
@@ -388,6 +331,130 @@ class Collector:
         except Exception as exc:
             # Statistics must never break serving; each kind of failure is logged once.
             self._failed(exc)
+
+
+# An if, not a conditional expression: mypy takes ``_Core`` for the class (an alias).
+if TYPE_CHECKING or speedups is None:  # noqa: SIM108
+    _Core = _PyCore
+else:
+    _Core = speedups.CollectorCore
+
+#: Whether ``Collector`` counts with the compiled fast way.
+SPEEDUPS: Final = _Core is not _PyCore
+
+
+class Collector(_Core):
+    """In-memory counts of responses, and the request log's buffers.
+
+    ``detector`` judges bots.  ``plain_rows`` (``PLAIN_WIDTH`` values a
+    row, flat) and ``log_rows`` (None: no request log) are the buffers the
+    log's writer empties; about ``max_rows`` rows wait in them at most, more
+    are dropped and counted in ``dropped``.  ``log_bots``: whether bot
+    requests are logged.  ``on_full("counters")`` is called (on the loop) when ``max_keys``
+    distinct counters of bots and users have piled up, to have them flushed
+    early.
+    """
+
+    # The fast way's attributes are the core's (_PyCore).
+    __slots__ = (
+        "_failures",
+        "_keys",
+        "_known",
+        "_offset",
+        "_past",
+        "_performance",
+        "_rdns",
+        "current",
+        "day",
+        "log_bots",
+        "log_rows",
+        "max_keys",
+        "on_full",
+        "project_cookie",
+        "wall",
+    )
+
+    def __init__(
+        self,
+        detector: BotDetector,
+        *,
+        counting: bool = True,
+        request_log: bool = False,
+        max_rows: int = 20_000,
+        log_bots: bool = False,
+        max_keys: int = 10_000,
+        project_cookie: str = "dibble_project",
+        on_full: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = perf_counter,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.detector = detector
+        self.counting = counting
+        self.plain_rows = [] if request_log else None
+        self.log_rows: deque[LogRow] | None = deque() if request_log else None
+        self._max_plain = 0
+        self.max_rows = max_rows
+        self.log_bots = log_bots
+        self.max_keys = max_keys
+        self.project_cookie = project_cookie
+        self.on_full = on_full
+        self.clock = clock
+        self.wall = wall
+        self.dropped = 0
+        self._offset = self._origin = 0.0
+        self.offset = wall() - clock()
+        self.day = datetime.date.min
+        self.current = DayCounts()
+        self._keys = 0
+        self._day_end = float("-inf")
+        self._past: list[tuple[datetime.date, DayCounts]] = []
+        self._known: dict[str, RouteInfo] = {}
+        self._agents = detector.agents
+        self._rdns = detector.reverse_dns
+        self._failures: set[str] = set()
+        self._last_agent = None
+        self._last_bot = False
+        self._performance = False
+        self._update()
+        self.new_day(clock())
+
+    @property
+    def offset(self) -> float:
+        """Unix time minus ``clock()``: dates the request log's rows."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, offset: float) -> None:
+        self._offset = offset
+        # clock() * 1e6 + _origin: MICROS + microseconds since the epoch (see MICROS).
+        self._origin = offset * 1e6 + MICROS
+
+    @property
+    def max_rows(self) -> int:
+        """Rows that may wait for the request log's writer."""
+        return self._max_plain // PLAIN_WIDTH
+
+    @max_rows.setter
+    def max_rows(self, rows: int) -> None:
+        self._max_plain = rows * PLAIN_WIDTH  # what the hot path compares
+
+    @property
+    def performance(self) -> bool:
+        """Whether this writes the performance log's lines (the access log's call does not)."""
+        return self._performance
+
+    @performance.setter
+    def performance(self, on: bool) -> None:
+        self._performance = on
+        self._update()
+
+    def _update(self) -> None:
+        # The fast path counts and logs; anything more takes the general one, which
+        # the fast path's lookup sends every response to when it finds no route.
+        slow = self._performance or self._rdns is not None
+        self._by_route = {} if slow else self.current.by_route
+
+    # --- the hot path: response (see _PyCore) and invalid -------------------------
 
     def invalid(
         self, client: tuple[str, int] | None, head: RequestHead | None, status: int
