@@ -5,6 +5,7 @@
     python3 bench/stats.py --quick      # 1 round of 2-second cells, a smaller callgrind run
     python3 bench/stats.py --no-callgrind
     python3 bench/stats.py --callgrind-only   # instruction counts only: no wrk, any machine
+    DIBBLE_NO_EXTENSIONS=1 python3 bench/stats.py   # the Python hot path, not the compiled one
 
 Three cells, each a fresh ``dibble serve bench/apps/dibble_sync.py`` from the
 repository's .venv with a configuration file of its own (``-c``), pinned
@@ -197,6 +198,24 @@ def measure(cell: Cell, env: servers.Env, args: argparse.Namespace) -> dict[str,
     return result
 
 
+def hot_path() -> str:
+    """Which hot path the servers measured here count with (see docs/statistics.md)."""
+    found = subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            "-c",
+            "from dibble.stats._collector import SPEEDUPS; print(SPEEDUPS)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if found.stdout.strip() == "True":
+        return "compiled (dibble.stats._speedups)"
+    if os.environ.get("DIBBLE_NO_EXTENSIONS"):
+        return "Python (DIBBLE_NO_EXTENSIONS is set)"
+    return "Python (the compiled part was not built)"
+
+
 # --- in process, under callgrind ---------------------------------------------------------
 
 REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
@@ -290,7 +309,8 @@ def markdown(
         "on (SQLite in the data folder), and on with the request log (SQLite). "
         f"Command: `{meta['command']}`; {meta['rounds']} round(s) of {meta['duration']:g} s per "
         "cell, the cells alternating; medians, spread min-max. CPU is the server process's "
-        f"user + system time per response over the measured run. {meta['machine']}.",
+        f"user + system time per response over the measured run. {meta['machine']}. "
+        f"The statistics' hot path: {meta['hot_path']}.",
         "",
         "| dibble | requests/s | spread | x off | CPU µs/request | x off |",
         "|---|---|---|---|---|---|",
@@ -433,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 say(f"callgrind {cell.name:<10} {text} instructions/request")
     meta = {
-        "command": "python3 bench/stats.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python3 bench/stats.py", *sys.argv[1:]]),
+        "hot_path": hot_path(),
         "rounds": args.rounds,
         "duration": args.duration,
         "machine": harness.machine_line(),

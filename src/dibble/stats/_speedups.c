@@ -765,10 +765,16 @@ plain_json(PyObject *module, PyObject *values)
         if (!hex_number(item[0], digits) || !hex_number(item[3], digits)) {
             Py_RETURN_NONE;
         }
-        if (!PyBytes_Check(target) || !PyUnicode_Check(method) || PyUnicode_READY(method) < 0
-            || PyUnicode_KIND(method) != PyUnicode_1BYTE_KIND || PyUnicode_GET_LENGTH(method) == 0
-            || !PyLong_CheckExact(status)) {
+        if (!PyBytes_Check(target) || !PyUnicode_Check(method) || !PyLong_CheckExact(status)) {
+            Py_RETURN_NONE;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(method) < 0) {  /* a legacy string (before 3.12 only) */
             PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+#endif
+        if (PyUnicode_KIND(method) != PyUnicode_1BYTE_KIND || PyUnicode_GET_LENGTH(method) == 0) {
             Py_RETURN_NONE;
         }
         long code = PyLong_AsLong(status);
