@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,25 +28,35 @@ class Site(dibble.Plugin):
         return "page"
 
 
+def need_speedups() -> ModuleType:
+    """The compiled module; the test is skipped where it was not built (or is
+    switched off), except under CI (``CI=true``), where that is a failure: CI
+    must test what the benchmark measures."""
+    if speedups is None or Collector.response is _PyCore.response:
+        message = (
+            "dibble.stats._speedups was not built (or DIBBLE_NO_EXTENSIONS is set): "
+            "pip install -e . with a C compiler builds it"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return speedups
+
+
+@pytest.fixture
+def compiled() -> ModuleType:
+    """The compiled module (see ``need_speedups``)."""
+    return need_speedups()
+
+
 @pytest.fixture(params=["compiled", "python"])
 def fast_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test twice: with the compiled helpers and with the Python ones.
 
     The statistics test modules use it for every test (``pytestmark``).
-
-    Where the helpers were not built (no C compiler) the compiled run is
-    skipped with the reason, except under CI (``CI=true``), where that is a
-    failure: CI must test what the benchmark measures.
     """
     if request.param == "compiled":
-        if speedups is None or Collector.response is _PyCore.response:
-            message = (
-                "dibble.stats._speedups was not built (or DIBBLE_NO_EXTENSIONS is set): "
-                "pip install -e . with a C compiler builds it"
-            )
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+        need_speedups()
     else:
         monkeypatch.setattr(Collector, "response", _PyCore.response)
         monkeypatch.setattr(_requestlog, "speedups", None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import struct
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -27,17 +26,6 @@ from dibble.stats._requestlog import _plain_json
 from dibble.users import User
 
 from .conftest import Clock, Site, make_request
-
-
-@pytest.fixture
-def compiled() -> ModuleType:
-    """The compiled module; skipped where it was not built, but a failure under CI."""
-    if speedups is None:
-        message = "dibble.stats._speedups was not built (or DIBBLE_NO_EXTENSIONS is set)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return speedups
 
 
 class PyCollector(Collector):
