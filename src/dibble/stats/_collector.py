@@ -206,8 +206,8 @@ class _PyCore:
     ``Collector`` is built on the compiled twin of this class,
     ``dibble.stats._speedups.CollectorCore`` (the same steps in C, its
     fields shown as these attributes), when it was built and
-    ``DIBBLE_NO_EXTENSIONS`` is not set; else on this.  ``PyCollector``
-    always takes this ``response``: the tests run both.
+    ``DIBBLE_NO_EXTENSIONS`` is not set; else on this.  The statistics
+    tests run both (tests/stats/conftest.py, ``fast_way``).
     """
 
     __slots__ = (

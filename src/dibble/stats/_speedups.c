@@ -15,7 +15,8 @@
    The core keeps the fast way's state in C fields, shown to Python as the
    attributes the Python version has (``clock``, ``_day_end``, ...), so the
    rest of the collector reads and sets them as before.  Requests and route
-   counters are read through their attributes.
+   counters are read through their attributes, straight from their slots
+   where they have them (see ``Slot``).
 
    Threads: the request-log buffer (``plain_rows``) is emptied by another
    thread.  Its five values per row are added with no Python code running in
@@ -591,9 +592,9 @@ core_response(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (!(when == -1.0 && PyErr_Occurred())) {
             result = 0;
             if (when >= self->day_end) {
-                PyObject *started = PyObject_CallMethodOneArg((PyObject *)self, str_new_day, now);
-                result = started == NULL ? -1 : 0;
-                Py_XDECREF(started);
+                PyObject *day = PyObject_CallMethodOneArg((PyObject *)self, str_new_day, now);
+                result = day == NULL ? -1 : 0;
+                Py_XDECREF(day);
             }
             if (result == 0) {
                 result = count_response(self, client, request, status, size, now, when);
